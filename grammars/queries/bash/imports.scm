@@ -1,0 +1,2 @@
+((command name: (command_name (word) @_command) argument: (_) @source) @import
+  (#match? @_command "^(source|\\.)$"))

@@ -1,0 +1,6 @@
+(invocation_expression function: (identifier) @reference.call)
+(invocation_expression function: (member_access_expression name: (identifier) @reference.call))
+(member_access_expression expression: (identifier) @reference.object)
+(object_creation_expression type: (identifier) @reference.type)
+(parameter type: (identifier) @reference.type)
+(type_argument_list (identifier) @reference.type)

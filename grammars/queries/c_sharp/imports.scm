@@ -1,0 +1,2 @@
+(using_directive [(identifier) (qualified_name)] @source) @import
+(namespace_declaration name: (_) @package) @package_declaration

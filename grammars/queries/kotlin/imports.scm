@@ -1,0 +1,2 @@
+(import_header (identifier) @source) @import
+(package_header (identifier) @package) @package_declaration

@@ -1,0 +1,6 @@
+(call function: (identifier) @reference.call)
+(call function: (attribute attribute: (identifier) @reference.call))
+(attribute object: (identifier) @reference.object)
+(type (identifier) @reference.type)
+(argument_list (keyword_argument name: (identifier) @reference.argument))
+(class_definition superclasses: (argument_list (identifier) @reference.type))
