@@ -99,3 +99,36 @@ def parse(language: Language, source: bytes, old_tree=None):  # type: ignore[no-
     if tree is None or tree.root_node is None:
         return None
     return tree
+
+
+QUERY_KINDS = ("definitions", "imports", "calls")
+
+
+def query_path(language: Language, kind: str) -> Path:
+    """Where the tree-sitter query of one kind lives for a language (it may not exist)."""
+    return GRAMMARS_DIR / "queries" / language.name / f"{kind}.scm"
+
+
+@functools.cache
+def load_query(language: Language, kind: str):  # type: ignore[no-untyped-def]
+    """The compiled query of `kind` (definitions | imports | calls), or None if there is none."""
+    path = query_path(language, kind)
+    if not path.exists():
+        return None
+    try:
+        return _parser_factory(language.grammar).query(path.read_text(encoding="utf-8"))
+    except Exception as error:  # a broken query file must cost that feature only
+        log.error("query %s does not compile: %s", path, error)
+        return None
+
+
+@functools.cache
+def queries_fingerprint() -> str:
+    """A hash of every query file, so caches of extracted symbols expire when queries change."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((GRAMMARS_DIR / "queries").glob("*/*.scm")):
+        digest.update(path.as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
