@@ -29,15 +29,14 @@ class BanditUnavailable(RuntimeError):
 
 @functools.cache
 def _manager():  # type: ignore[no-untyped-def]
+    # Bandit logs its own setup; stevedore logs an ERROR for bandit's optional SARIF formatter.
+    logging.getLogger("bandit").setLevel(logging.ERROR)
+    logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
     try:
         from bandit.core import config as bandit_config
         from bandit.core import manager as bandit_manager
     except ImportError as error:
         raise BanditUnavailable(f"bandit is not installed: {error}") from error
-    # Bandit logs its own setup at INFO; keep the LSP's log readable.
-    logging.getLogger("bandit").setLevel(logging.ERROR)
-    # stevedore logs an ERROR for bandit's optional SARIF formatter, which we never use.
-    logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
     conf = bandit_config.BanditConfig()
     return bandit_manager.BanditManager(conf, "file", quiet=True, profile={"exclude": list(SKIPPED_TESTS)})
 

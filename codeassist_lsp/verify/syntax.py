@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -13,9 +14,14 @@ log = logging.getLogger(__name__)
 
 # Documents larger than this are checked on a window around the cursor: a full parse of a
 # 100 kB Python file costs ~28 ms here, over the whole inline budget.
-WINDOW_BYTES = 24_000
+WINDOW_BYTES = 16_000
 # Parses spent cutting one candidate back; each incremental reparse costs well under 1 ms.
-MAX_CUT_ATTEMPTS = 24
+MAX_CUT_ATTEMPTS = 16
+# Time for cutting back; past it the candidate is dropped (never shown unverified).
+CUT_BUDGET_S = 0.025
+# A window with this many ERROR nodes before the splice is too broken (or parsed with the wrong
+# grammar, e.g. a C++ header taken for C) for a comparison to mean anything.
+TOO_BROKEN_ERRORS = 6
 _TOKEN = re.compile(r"\w+|\s+|.", re.DOTALL)
 # What closes a block opened at the end of a suggestion, so "incomplete but valid" can be told
 # from "broken": a suggestion may end with `{` whose body the user writes next.
@@ -59,20 +65,17 @@ def _window(document: bytes, offset: int) -> tuple[int, int]:
     """A byte window [start, end) around offset, cut at top-level line starts when the file is big."""
     if len(document) <= WINDOW_BYTES:
         return 0, len(document)
-    half = WINDOW_BYTES // 2
-    start = max(0, offset - half)
-    end = min(len(document), offset + half // 2)
-    # Move the edges to lines that start at column 0 with a word character: declarations
-    # begin there in every language we support, so the window rarely cuts a construct.
+    # Edges go to lines that start at column 0 with a word character: declarations begin there
+    # in every language we support, so the window rarely cuts a construct (a huge literal may
+    # push the edge further out; that costs parse time, not correctness).
     top_level = re.compile(rb"\n(?=[A-Za-z_@#])")
-    match = top_level.search(document, start, offset)
-    start = match.end() if match and start > 0 else start
-    match = top_level.search(document, offset, end)
-    if end < len(document):
-        last = None
-        for last in top_level.finditer(document, offset, end):
-            pass
-        end = last.start() + 1 if last else end
+    want_start = max(0, offset - WINDOW_BYTES * 2 // 3)
+    start = 0
+    for match in top_level.finditer(document, max(0, want_start - 2 * WINDOW_BYTES), want_start + 1):
+        start = match.end()
+    want_end = min(len(document), offset + WINDOW_BYTES // 3)
+    match = top_level.search(document, want_end, want_end + 2 * WINDOW_BYTES)
+    end = match.start() + 1 if match else len(document)
     return start, end
 
 
@@ -219,6 +222,9 @@ def check_syntax(language: Language | None, document: str, offset: int, suggesti
         return SyntaxResult(suggestion, "unchecked", f"syntax not checked: {error}")
     if checker.tree is None:
         return SyntaxResult(suggestion, "unchecked", "syntax not checked: parse failed")
+    if sum(error.kind == "ERROR" for error in checker.before_errors) >= TOO_BROKEN_ERRORS:
+        return SyntaxResult(suggestion, "unchecked", "syntax not checked: document does not parse around the cursor")
+    deadline = time.perf_counter() + CUT_BUDGET_S
     verdict = checker.accepts(suggestion)
     if verdict is None:
         return SyntaxResult(suggestion, "unchecked", "syntax not checked: reparse failed", checker.parses)
@@ -227,7 +233,7 @@ def check_syntax(language: Language | None, document: str, offset: int, suggesti
     # Line-wise: keep whole lines while they parse; then token-wise inside the first bad line.
     good_lines = ""
     for prefix in _line_prefixes(suggestion):
-        if checker.parses > MAX_CUT_ATTEMPTS:
+        if checker.parses > MAX_CUT_ATTEMPTS or time.perf_counter() > deadline:
             break
         if prefix.strip() and checker.accepts(prefix):
             good_lines = prefix
@@ -236,7 +242,7 @@ def check_syntax(language: Language | None, document: str, offset: int, suggesti
     bad_line_text = suggestion if first_bad_end < 0 else suggestion[:first_bad_end]
     best = good_lines
     for prefix in _token_prefixes(bad_line_text, len(good_lines)):
-        if checker.parses > MAX_CUT_ATTEMPTS or len(prefix) <= len(good_lines):
+        if checker.parses > MAX_CUT_ATTEMPTS or len(prefix) <= len(good_lines) or time.perf_counter() > deadline:
             break
         if prefix.strip() and prefix.rstrip() != good_lines.rstrip() and checker.accepts(prefix):
             best = prefix
