@@ -1,0 +1,171 @@
+"""Entry points: `codeassist-lsp` (the server) and `codeassist` (complete, models, serve)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from codeassist_lsp import __version__
+
+
+def _setup_logging(verbosity: int, log_file: str | None) -> None:
+    # Logs never go to stdout: on stdio it is the protocol stream.
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _add_server_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout (the default)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="serve on a TCP socket (loopback by default)")
+    parser.add_argument("--log-file", help="write logs here instead of stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _setup_logging(args.verbose, args.log_file)
+    from codeassist_lsp.server import create_server
+
+    server = create_server()
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """`codeassist-lsp`: run the language server."""
+    parser = argparse.ArgumentParser(prog="codeassist-lsp", description="codeassist language server")
+    parser.add_argument("--version", action="version", version=f"codeassist-lsp {__version__}")
+    _add_server_args(parser)
+    return _serve(parser.parse_args(argv))
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from codeassist_lsp.config import Settings
+    from codeassist_lsp.errors import CodeassistError
+    from codeassist_lsp.service import CompletionService
+
+    started = time.perf_counter()
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"codeassist: cannot read {path}: {error}", file=sys.stderr)
+        return 2
+    lines = text.split("\n")
+    line = args.line if args.line is not None else len(lines)
+    if not 1 <= line <= len(lines):
+        print(f"codeassist: --line must be between 1 and {len(lines)}", file=sys.stderr)
+        return 2
+    column = args.col if args.col is not None else len(lines[line - 1]) + 1
+    column = min(max(column, 1), len(lines[line - 1]) + 1)
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + column - 1
+
+    settings = Settings()
+    if args.model:
+        if Path(args.model).suffix == ".gguf":
+            settings.model.path = args.model
+        else:
+            settings.model.name = args.model
+    settings.completion.debounce_ms = 0
+    service = CompletionService(settings)
+    try:
+        backend = service.wait_until_loaded()
+        loaded = time.perf_counter()
+        suggestion = service.complete(text, offset, path=str(path), language_id=args.language)
+    except CodeassistError as error:
+        print(f"codeassist: {error.for_user()}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+    total_ms = (time.perf_counter() - started) * 1000
+    result = suggestion.result
+    report = {
+        "file": str(path), "line": line, "col": column, "mode": suggestion.mode,
+        "suggestion": suggestion.text, "model": backend.model_id,
+        "timings_ms": {"load": round((loaded - started) * 1000, 1), **suggestion.timings,
+                       "total": round(total_ms, 1)},
+        "tokens": {"prompt": result.prompt_tokens, "evaluated": result.evaluated_tokens,
+                   "generated": result.generated_tokens} if result else {},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.show_context and suggestion.context is not None:
+        from codeassist_lsp.engine.prompts import render_header
+
+        print("----- context shown to the model -----")
+        print(render_header(suggestion.context) + suggestion.context.prefix + "█")
+        print("----- end of context -----")
+    print(f"{path}:{line}:{column} ({suggestion.mode})")
+    print(suggestion.text if suggestion.text else "(no suggestion)")
+    timings = ", ".join(f"{k.removesuffix('_ms')} {v} ms" for k, v in report["timings_ms"].items())
+    print(f"-- {backend.model_id}; {timings}; tokens {report['tokens']}", file=sys.stderr)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from codeassist_lsp.engine.models import install_model, models_dir, registry
+    from codeassist_lsp.errors import CodeassistError
+
+    if args.action == "list":
+        for spec in registry().values():
+            installed = (models_dir() / spec.file).is_file()
+            mark = "installed" if installed else "not installed"
+            print(f"{spec.name:24} {mark:14} {spec.description}{' [default]' if spec.default else ''}")
+        print(f"(model folder: {models_dir()})")
+        return 0
+    try:
+        path = install_model(args.name, force=args.force)
+    except CodeassistError as error:
+        print(f"codeassist: {error.for_user()}", file=sys.stderr)
+        return 1
+    print(f"installed {args.name}: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`codeassist`: one-shot completion, model management, and the server."""
+    parser = argparse.ArgumentParser(prog="codeassist", description="local-first AI code assistant")
+    parser.add_argument("--version", action="version", version=f"codeassist {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    complete = commands.add_parser("complete", help="complete at a position of a file, print the suggestion")
+    complete.add_argument("file")
+    complete.add_argument("--line", type=int, help="1-based line (default: last line)")
+    complete.add_argument("--col", type=int, help="1-based column (default: end of the line)")
+    complete.add_argument("--language", help="LSP languageId (default: from the file name)")
+    complete.add_argument("--model", help="registry model name or a .gguf path")
+    complete.add_argument("--show-context", action="store_true", help="print the prompt the model saw")
+    complete.add_argument("--json", action="store_true", help="machine-readable output")
+    complete.add_argument("-v", "--verbose", action="count", default=0)
+    complete.set_defaults(run=_complete)
+
+    models = commands.add_parser("models", help="list or install models")
+    models_actions = models.add_subparsers(dest="action", required=True)
+    models_actions.add_parser("list", help="registry models and whether they are installed")
+    install = models_actions.add_parser("install", help="install a registry model (offline)")
+    install.add_argument("name")
+    install.add_argument("--force", action="store_true", help="reinstall even if present")
+    models.set_defaults(run=_models, verbose=0)
+
+    serve = commands.add_parser("serve", help="run the language server")
+    _add_server_args(serve)
+    serve.set_defaults(run=_serve)
+
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        _setup_logging(args.verbose, None)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Typed settings: camelCase on the wire, every field defaulted, invalid input reported once."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from codeassist_lsp.errors import InvalidSettings
+
+
+@attrs.define
+class ModelSettings:
+    """Which model runs and how it is loaded."""
+
+    name: str = "gemma-3-270m"
+    """A model of the registry (`codeassist models list`)."""
+    path: str | None = None
+    """A GGUF file; overrides `name` when set."""
+    context_size: int = 4096
+    """Tokens of KV cache (llama.cpp n_ctx)."""
+    threads: int = 0
+    """CPU threads for decoding; 0 = number of cores."""
+    gpu_layers: int = -1
+    """Layers offloaded to the GPU: -1 = all when the build has a GPU backend, else 0."""
+    batch_size: int = 512
+    """Prompt tokens evaluated per llama_decode call."""
+
+
+@attrs.define
+class CompletionSettings:
+    """Inline completion as you type."""
+
+    enabled: bool = True
+    debounce_ms: int = 40
+    """Wait this long after a keystroke before generating (the prompt is evaluated meanwhile)."""
+    max_tokens: int = 24
+    """Tokens generated for a single-line suggestion."""
+    max_block_tokens: int = 96
+    """Tokens generated for a multi-line (block) suggestion."""
+    max_block_lines: int = 8
+    context_tokens: int = 1536
+    """Prompt budget for inline completion."""
+    prewarm: bool = True
+    """Evaluate the document prefix on open and when typing pauses."""
+    disabled_languages: list[str] = attrs.Factory(list)
+    """LSP languageIds where no suggestions are made."""
+
+
+@attrs.define
+class Settings:
+    """Everything the server can be told through initializationOptions or didChangeConfiguration."""
+
+    model: ModelSettings = attrs.Factory(ModelSettings)
+    completion: CompletionSettings = attrs.Factory(CompletionSettings)
+    engine: str = "llama"
+    """"llama" (in-process llama.cpp) or "fake" (deterministic, for protocol tests only)."""
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for cls in (ModelSettings, CompletionSettings, Settings):
+        overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        converter.register_structure_hook(
+            cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
+        )
+        converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **overrides))
+    return converter
+
+
+CONVERTER = _make_converter()
+
+
+def parse_settings(raw: Any) -> Settings:
+    """Read settings from the wire; raise InvalidSettings with every problem named."""
+    if raw is None:
+        return Settings()
+    if not isinstance(raw, dict):
+        raise InvalidSettings(f"codeassist settings must be an object, got {type(raw).__name__}.")
+    # Editors often nest our settings under the section name.
+    if set(raw) == {"codeassist"} and isinstance(raw["codeassist"], dict):
+        raw = raw["codeassist"]
+    try:
+        return CONVERTER.structure(raw, Settings)
+    except Exception as error:  # cattrs raises ExceptionGroups with one leaf per field
+        problems = "; ".join(_describe(error))
+        raise InvalidSettings(
+            f"Invalid codeassist settings ({problems}).", hint="Using the defaults instead."
+        ) from error
+
+
+def _describe(error: BaseException) -> list[str]:
+    if isinstance(error, BaseExceptionGroup):
+        notes: list[str] = []
+        for sub in error.exceptions:
+            notes.extend(_describe(sub))
+        return notes
+    return [str(error)]
+
+
+def settings_to_wire(settings: Settings) -> dict[str, Any]:
+    """The settings as the client would send them (camelCase)."""
+    return CONVERTER.unstructure(settings)  # type: ignore[no-any-return]
+
+
+def effective_threads(settings: ModelSettings) -> int:
+    """Threads to use: the setting, or every core."""
+    return settings.threads if settings.threads > 0 else (os.cpu_count() or 2)

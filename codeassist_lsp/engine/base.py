@@ -1,0 +1,112 @@
+"""The Engine protocol and the request/result types every backend speaks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+import attrs
+
+JobKind = Literal["completion", "prewarm", "generation"]
+FinishReason = Literal["stop", "length", "eog", "cancelled", "empty"]
+
+# Decides from the text generated so far whether to stop; returns where to cut it, or None.
+StopCheck = Callable[[str], "int | None"]
+
+
+@attrs.frozen
+class Sampling:
+    """Decoding parameters; temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 0.95
+    top_k: int = 40
+    seed: int = 0
+
+
+@attrs.frozen
+class GenerationRequest:
+    """One call on the model: a tokenised prompt and when to stop."""
+
+    prompt_tokens: tuple[int, ...]
+    max_tokens: int
+    kind: JobKind = "completion"
+    stop: tuple[str, ...] = ()
+    stop_check: StopCheck | None = attrs.field(default=None, eq=False)
+    sampling: Sampling = Sampling()
+    not_before: float = 0.0
+    """time.monotonic() before which generation does not start (debounce; prompt eval may)."""
+
+
+@attrs.define
+class GenerationResult:
+    """What a request produced and what it cost."""
+
+    text: str = ""
+    finish_reason: FinishReason = "stop"
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    evaluated_tokens: int = 0
+    generated_tokens: int = 0
+    queue_ms: float = 0.0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+
+
+class CancelFlag:
+    """Set by whoever no longer wants the result; read by the decode loop every token."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the running work to stop at its next token."""
+        self.reason = self.reason or reason
+        self._event.set()
+
+    @property
+    def is_set(self) -> bool:
+        """Whether cancellation was asked for."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking early on cancellation; True when cancelled."""
+        return self._event.wait(timeout)
+
+
+class DecodeBackend(Protocol):
+    """A loaded model that runs one request at a time on the calling thread."""
+
+    model_id: str
+    prompt_format: str
+    stop: tuple[str, ...]
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        """Text to tokens."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens in text."""
+        ...
+
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """(prefix, suffix, middle) FIM token ids when the model has them."""
+        ...
+
+    def adds_bos(self) -> bool:
+        """Whether prompts start with a BOS token."""
+        ...
+
+    def bos(self) -> int:
+        """The BOS token id."""
+        ...
+
+    def run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
+        """Evaluate the prompt (reusing the KV cache) and generate; honour `cancel` every token."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...

@@ -1,0 +1,306 @@
+"""In-process llama.cpp: our own decode loop on llama-cpp-python's low-level API.
+
+The high-level `Llama.create_completion` spends most of its time in Python per token; this loop
+keeps per-token work to one sample, one detokenise and one single-token decode, samples in C,
+and keeps the KV cache across requests so a keystroke only evaluates the tokens that changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+from pathlib import Path
+
+from codeassist_lsp.config import ModelSettings, effective_threads
+from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult, Sampling
+from codeassist_lsp.errors import EngineError, ModelNotAvailable
+
+log = logging.getLogger(__name__)
+llama_log = logging.getLogger("llama.cpp")
+
+# Prompt tokens per llama_decode call while a request runs: small enough that cancellation
+# is noticed quickly, large enough to keep matrix multiplies efficient.
+PROMPT_CHUNK = 64
+# ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
+_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+
+
+def _import_llama_cpp():  # type: ignore[no-untyped-def]
+    import llama_cpp
+
+    return llama_cpp
+
+
+_log_callback_ref = None  # ctypes callbacks must outlive the C side's use of them
+
+
+def route_llama_logs_to_python() -> None:
+    """Send llama.cpp's log lines to Python logging (stderr/log file), never to stdout."""
+    global _log_callback_ref
+    if _log_callback_ref is not None:
+        return
+    lib = _import_llama_cpp()
+
+    @lib.llama_log_callback
+    def _forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", "replace").rstrip()
+        if message:
+            llama_log.log(_LEVELS.get(level, logging.DEBUG), "%s", message)
+
+    _log_callback_ref = _forward
+    lib.llama_log_set(_forward, ctypes.c_void_p(0))
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama.cpp build has a GPU backend."""
+    return bool(_import_llama_cpp().llama_supports_gpu_offload())
+
+
+def resolve_gpu_layers(requested: int) -> int:
+    """-1 means every layer when the build can offload, else none; other values are taken as given."""
+    if requested < 0:
+        return 999 if gpu_offload_supported() else 0
+    return requested
+
+
+class LlamaBackend:
+    """One GGUF model and one context, driven by a single thread at a time."""
+
+    def __init__(self, path: Path, settings: ModelSettings, *, prompt_format: str = "prefix",
+                 stop: tuple[str, ...] = ()) -> None:
+        lib = _import_llama_cpp()
+        self._lib = lib
+        route_llama_logs_to_python()
+        lib.llama_backend_init()
+        if not path.is_file():
+            raise ModelNotAvailable(f"Model file {path} does not exist.")
+        started = time.perf_counter()
+        model_params = lib.llama_model_default_params()
+        model_params.n_gpu_layers = resolve_gpu_layers(settings.gpu_layers)
+        self.gpu_layers = model_params.n_gpu_layers
+        model = lib.llama_model_load_from_file(str(path).encode(), model_params)
+        if not model:
+            raise ModelNotAvailable(
+                f"llama.cpp could not load {path}: not a valid GGUF model (see the log for details).",
+                hint="Reinstall the model or point codeassist.model.path at another GGUF file.",
+            )
+        self._model = model
+        self._vocab = lib.llama_model_get_vocab(model)
+        self.n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+        self.n_layers = lib.llama_model_n_layer(model) if hasattr(lib, "llama_model_n_layer") else -1
+
+        ctx_params = lib.llama_context_default_params()
+        ctx_params.n_ctx = settings.context_size
+        ctx_params.n_batch = settings.batch_size
+        ctx_params.n_ubatch = settings.batch_size
+        ctx_params.n_threads = effective_threads(settings)
+        ctx_params.n_threads_batch = effective_threads(settings)
+        ctx_params.no_perf = True
+        # Sliding-window models (Gemma 3) can only roll the cache back with a full-size SWA cache.
+        ctx_params.swa_full = True
+        ctx = lib.llama_init_from_model(model, ctx_params)
+        if not ctx:
+            lib.llama_model_free(model)
+            raise EngineError(f"llama.cpp could not create a context of {settings.context_size} tokens.")
+        self._ctx = ctx
+        self._memory = lib.llama_get_memory(ctx)
+        self.n_ctx = lib.llama_n_ctx(ctx)
+        self.model_id = f"{path.name}:{path.stat().st_size}"
+        self.prompt_format = prompt_format
+        self.stop = stop
+        self._cached: list[int] = []  # tokens whose keys/values are in the KV cache, in order
+        self._samplers: dict[Sampling, object] = {}
+        self._piece_buffer = ctypes.create_string_buffer(256)
+        self._token_array = (lib.llama_token * max(PROMPT_CHUNK, 1))()
+        self.load_ms = (time.perf_counter() - started) * 1000
+        offload = "GPU backend present" if gpu_offload_supported() else "CPU-only build"
+        log.info("loaded %s in %.0f ms (%s; %d layers offloaded; n_ctx %d; %d threads)", path.name,
+                 self.load_ms, offload, self.gpu_layers if gpu_offload_supported() else 0, self.n_ctx,
+                 ctx_params.n_threads)
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        """Text to tokens with the model's own tokenizer."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        buffer = (self._lib.llama_token * capacity)()
+        count = self._lib.llama_tokenize(self._vocab, data, len(data), buffer, capacity, add_bos, special)
+        if count < 0:
+            buffer = (self._lib.llama_token * -count)()
+            count = self._lib.llama_tokenize(self._vocab, data, len(data), buffer, -count, add_bos, special)
+        return list(buffer[:count])
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens the model sees for text."""
+        return len(self.tokenize(text))
+
+    def token_bytes(self, token: int) -> bytes:
+        """The raw bytes of one token (special tokens render as nothing)."""
+        count = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buffer, 256, 0, False)
+        if count < 0:
+            bigger = ctypes.create_string_buffer(-count)
+            count = self._lib.llama_token_to_piece(self._vocab, token, bigger, -count, 0, False)
+            return bigger.raw[:count]
+        return self._piece_buffer.raw[:count]
+
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """(prefix, suffix, middle) fill-in-the-middle token ids when the vocabulary has them."""
+        ids = (self._lib.llama_vocab_fim_pre(self._vocab), self._lib.llama_vocab_fim_suf(self._vocab),
+               self._lib.llama_vocab_fim_mid(self._vocab))
+        return ids if all(i >= 0 for i in ids) else None
+
+    def adds_bos(self) -> bool:
+        """Whether prompts for this model start with a BOS token."""
+        return bool(self._lib.llama_vocab_get_add_bos(self._vocab))
+
+    def bos(self) -> int:
+        """The BOS token id."""
+        return int(self._lib.llama_vocab_bos(self._vocab))
+
+    def chat_template(self) -> str | None:
+        """The chat template stored in the GGUF, if any."""
+        raw = self._lib.llama_model_chat_template(self._model, None)
+        return raw.decode("utf-8", "replace") if raw else None
+
+    # -- KV cache -------------------------------------------------------------------------
+
+    @property
+    def cached_tokens(self) -> tuple[int, ...]:
+        """The tokens currently held in the KV cache."""
+        return tuple(self._cached)
+
+    def _truncate_cache(self, keep: int) -> int:
+        """Drop cached positions >= keep; fall back to clearing when the cache cannot roll back."""
+        if keep >= len(self._cached):
+            return len(self._cached)
+        if self._lib.llama_memory_seq_rm(self._memory, 0, keep, -1):
+            del self._cached[keep:]
+            return keep
+        log.debug("KV cache could not be truncated at %d; clearing it", keep)
+        self._lib.llama_memory_clear(self._memory, True)
+        self._cached.clear()
+        return 0
+
+    def _decode(self, tokens: list[int]) -> None:
+        """Evaluate tokens at the end of the cache (one llama_decode call)."""
+        count = len(tokens)
+        if count > len(self._token_array):
+            self._token_array = (self._lib.llama_token * count)()
+        for i, token in enumerate(tokens):
+            self._token_array[i] = token
+        batch = self._lib.llama_batch_get_one(self._token_array, count)
+        status = self._lib.llama_decode(self._ctx, batch)
+        if status != 0:
+            # A failed decode leaves the cache in an unknown state: start clean next time.
+            self._lib.llama_memory_clear(self._memory, True)
+            self._cached.clear()
+            raise EngineError(f"llama_decode failed with status {status}")
+        self._cached.extend(tokens)
+
+    def _sampler(self, sampling: Sampling):  # type: ignore[no-untyped-def]
+        sampler = self._samplers.get(sampling)
+        if sampler is None:
+            lib = self._lib
+            sampler = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+            if sampling.temperature <= 0:
+                lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_greedy())
+            else:
+                lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_top_k(sampling.top_k))
+                lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+                lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_temp(sampling.temperature))
+                lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_dist(sampling.seed))
+            self._samplers[sampling] = sampler
+        return sampler
+
+    # -- the decode loop ------------------------------------------------------------------
+
+    def run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
+        """Evaluate the prompt reusing the KV cache, then generate until a stop condition."""
+        result = GenerationResult(prompt_tokens=len(request.prompt_tokens))
+        prompt = list(request.prompt_tokens)
+        if len(prompt) + request.max_tokens >= self.n_ctx:
+            # Keep the end of the prompt: the cursor is there.
+            prompt = prompt[-(self.n_ctx - request.max_tokens - 1):]
+        started = time.perf_counter()
+
+        common = 0
+        for cached, wanted in zip(self._cached, prompt):
+            if cached != wanted:
+                break
+            common += 1
+        if request.max_tokens > 0 and common == len(prompt):
+            common -= 1  # the last prompt token must be evaluated again to get its logits
+        keep = self._truncate_cache(common)
+        result.reused_tokens = keep
+        pending = prompt[keep:]
+        while pending:
+            if cancel.is_set:
+                result.finish_reason = "cancelled"
+                result.prompt_ms = (time.perf_counter() - started) * 1000
+                return result
+            chunk, pending = pending[:PROMPT_CHUNK], pending[PROMPT_CHUNK:]
+            self._decode(chunk)
+            result.evaluated_tokens += len(chunk)
+        result.prompt_ms = (time.perf_counter() - started) * 1000
+        if request.max_tokens <= 0:
+            return result
+
+        # Debounce: generation waits for the typing pause; a newer keystroke cancels us meanwhile.
+        delay = request.not_before - time.monotonic()
+        if delay > 0 and cancel.wait(delay):
+            result.finish_reason = "cancelled"
+            return result
+
+        generate_started = time.perf_counter()
+        result.finish_reason = self._generate(request, cancel, result)
+        result.generate_ms = (time.perf_counter() - generate_started) * 1000
+        return result
+
+    def _generate(self, request: GenerationRequest, cancel: CancelFlag, result: GenerationResult) -> str:
+        lib = self._lib
+        sampler = self._sampler(request.sampling)
+        lib.llama_sampler_reset(sampler)
+        raw = bytearray()
+        text = ""
+        stops = request.stop + self.stop
+        for _ in range(request.max_tokens):
+            if cancel.is_set:
+                return "cancelled"
+            token = lib.llama_sampler_sample(sampler, self._ctx, -1)
+            if lib.llama_vocab_is_eog(self._vocab, token):
+                return "eog"
+            result.generated_tokens += 1
+            raw.extend(self.token_bytes(token))
+            # Decode lazily so a multi-byte character split across tokens is never mangled.
+            text = raw.decode("utf-8", "ignore")
+            result.text = text
+            cut = _first_stop(text, stops)
+            if cut is None and request.stop_check is not None:
+                cut = request.stop_check(text)
+            if cut is not None:
+                result.text = text[:cut]
+                return "stop"
+            if len(self._cached) + 1 >= self.n_ctx:
+                return "length"
+            self._decode([token])
+        return "length"
+
+    def close(self) -> None:
+        """Free the context, samplers and model."""
+        lib = self._lib
+        for sampler in self._samplers.values():
+            lib.llama_sampler_free(sampler)
+        self._samplers.clear()
+        if getattr(self, "_ctx", None):
+            lib.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            lib.llama_model_free(self._model)
+            self._model = None
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(positions) if positions else None

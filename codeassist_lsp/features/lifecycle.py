@@ -1,0 +1,61 @@
+"""initialize / initialized / configuration changes / status command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from codeassist_lsp.config import settings_to_wire
+
+if TYPE_CHECKING:
+    from codeassist_lsp.server import CodeassistServer
+
+STATUS_COMMAND = "codeassist.status"
+
+
+def status_report(server: CodeassistServer) -> dict[str, Any]:
+    """What the server is doing: model state, settings and counters."""
+    service = server.service
+    backend = service.backend if service else None
+    error = service.worker.load_error if service else None
+    state = "loading"
+    if service is not None and service.worker.loaded.is_set():
+        state = "ready" if backend is not None else "error"
+    return {
+        "model": {"state": state, "id": backend.model_id if backend else None,
+                  "error": getattr(error, "message", str(error)) if error else None},
+        "settings": settings_to_wire(server.settings),
+        "stats": dict(server.stats),
+    }
+
+
+def register(server: CodeassistServer) -> None:
+    """Settings from initializationOptions and didChangeConfiguration; model load with progress."""
+
+    @server.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        server.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(_params: types.InitializedParams) -> None:
+        asyncio.ensure_future(server.watch_model_load())
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+        if params.settings is None:
+            return
+        before = server.service
+        server.apply_settings(params.settings)
+        if server.service is not before:
+            asyncio.ensure_future(server.watch_model_load())
+
+    @server.command(STATUS_COMMAND)
+    def status(*_args: Any) -> dict[str, Any]:
+        return status_report(server)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(*_args: Any) -> None:
+        if server.service is not None:
+            server.service.close()

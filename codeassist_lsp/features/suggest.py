@@ -1,0 +1,64 @@
+"""The async bridge from an LSP request to the completion service, shared by both completion surfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from codeassist_lsp.errors import Cancelled, CodeassistError
+from codeassist_lsp.service import Suggestion
+
+if TYPE_CHECKING:
+    from codeassist_lsp.server import CodeassistServer
+
+log = logging.getLogger(__name__)
+
+
+async def suggest_at(server: CodeassistServer, uri: str, position: types.Position) -> Suggestion | None:
+    """Run the pipeline for a cursor; None for nothing to show (never raises for expected cases)."""
+    server.stats["requests"] += 1
+    service = server.service
+    options = server.settings.completion
+    document = server.workspace.get_text_document(uri)
+    if service is None or not options.enabled or document.language_id in options.disabled_languages:
+        return None
+    if not service.worker.loaded.is_set() or service.backend is None:
+        server.stats["unavailable"] += 1
+        if service.worker.load_error is not None and isinstance(service.worker.load_error, CodeassistError):
+            server.report_error(service.worker.load_error)
+        return None
+    version = document.version
+    text = document.source
+    try:
+        offset = document.offset_at_position(position)
+    except Exception:  # a position past the end of the document: nothing to complete
+        return None
+    offset = min(offset, len(text))
+    try:
+        prepared = service.prepare(text, offset, path=document.path, language_id=document.language_id)
+        job = service.submit(prepared)
+        result = None
+        if job is not None:
+            try:
+                result = await asyncio.wrap_future(job.future)
+            except asyncio.CancelledError:
+                job.cancel("client cancelled the request")
+                server.stats["cancelled"] += 1
+                raise
+    except Cancelled:
+        server.stats["cancelled"] += 1
+        return None
+    except CodeassistError as error:
+        server.report_error(error)
+        return None
+    if server.workspace.get_text_document(uri).version != version:
+        server.stats["stale"] += 1
+        return None
+    suggestion = service.finish(prepared, result)
+    server.stats["shown" if suggestion.text else "empty"] += 1
+    log.debug("suggestion at %s:%d:%d (%s) %r %s", uri, position.line, position.character,
+              suggestion.mode, suggestion.text, suggestion.timings)
+    return suggestion

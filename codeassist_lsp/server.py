@@ -1,0 +1,119 @@
+"""The LanguageServer subclass and its wiring; features live in codeassist_lsp/features/."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from codeassist_lsp import __version__
+from codeassist_lsp.config import Settings, parse_settings
+from codeassist_lsp.errors import CodeassistError, InvalidSettings
+from codeassist_lsp.service import CompletionService
+
+log = logging.getLogger(__name__)
+
+
+class CodeassistServer(LanguageServer):
+    """Holds settings, the completion service and the user-facing notifications."""
+
+    def __init__(self) -> None:
+        super().__init__("codeassist", __version__,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.service: CompletionService | None = None
+        self._told: set[str] = set()
+        self.prewarm_tasks: dict[str, asyncio.TimerHandle] = {}
+        self.stats: dict[str, int] = {"requests": 0, "shown": 0, "empty": 0, "cancelled": 0,
+                                      "stale": 0, "unavailable": 0}
+
+    # -- telling the user, once -----------------------------------------------------------
+
+    def tell_once(self, key: str, message: str,
+                  kind: types.MessageType = types.MessageType.Error) -> None:
+        """showMessage the first time `key` happens, logMessage every time."""
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+        if key in self._told:
+            return
+        self._told.add(key)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=f"codeassist: {message}"))
+
+    def report_error(self, error: CodeassistError) -> None:
+        """Tell the user about a domain error once per distinct message."""
+        self.tell_once(type(error).__name__ + error.message, error.for_user())
+
+    # -- settings and model lifecycle -----------------------------------------------------
+
+    def apply_settings(self, raw: Any) -> None:
+        """Take new settings; reload the model only when model settings changed."""
+        try:
+            settings = parse_settings(raw)
+        except InvalidSettings as error:
+            self.report_error(error)
+            settings = Settings()
+        model_changed = (settings.model, settings.engine) != (self.settings.model, self.settings.engine)
+        self.settings = settings
+        if self.service is None or model_changed:
+            self.start_service()
+        else:
+            self.service.settings = settings
+
+    def start_service(self) -> None:
+        """(Re)start the model thread; loading runs in the background."""
+        if self.service is not None:
+            self.service.close()
+        self.service = CompletionService(self.settings)
+        self._told = {key for key in self._told if not key.startswith("ModelNotAvailable")}
+
+    async def watch_model_load(self) -> None:
+        """$/progress while the model loads, then one message if it failed."""
+        service = self.service
+        if service is None:
+            return
+        token = str(uuid.uuid4())
+        progress = self.client_supports_progress()
+        if progress and not service.worker.loaded.is_set():
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                    title="codeassist", message="Loading model…", cancellable=False))
+            except Exception:  # a client that refuses progress still gets completions
+                progress = False
+        await asyncio.get_running_loop().run_in_executor(None, service.worker.loaded.wait)
+        error = service.worker.load_error
+        if progress:
+            message = "Model ready" if error is None else "Model failed to load"
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        if error is not None:
+            if isinstance(error, CodeassistError):
+                self.report_error(error)
+            else:
+                self.tell_once("load", f"The model failed to load: {error}")
+        elif service.backend is not None:
+            self.window_log_message(types.LogMessageParams(
+                type=types.MessageType.Info, message=f"codeassist: model {service.backend.model_id} ready"))
+
+    def client_supports_progress(self) -> bool:
+        """Whether the client accepts server-initiated $/progress."""
+        capabilities = self.client_capabilities
+        window = capabilities.window if capabilities else None
+        return bool(window and window.work_done_progress)
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None:
+        """What the client said it can do in initialize."""
+        return getattr(self.protocol, "client_capabilities", None)
+
+
+def create_server() -> CodeassistServer:
+    """A server with every feature registered."""
+    server = CodeassistServer()
+    from codeassist_lsp.features import completion, documents, inline_completion, lifecycle
+
+    for module in (lifecycle, documents, inline_completion, completion):
+        module.register(server)
+    return server

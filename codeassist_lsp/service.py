@@ -1,0 +1,201 @@
+"""The completion pipeline shared by the LSP server and the one-shot CLI.
+
+document + cursor -> gate -> context -> prompt tokens -> model worker -> shaped suggestion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import attrs
+
+from codeassist_lsp.config import Settings
+from codeassist_lsp.context.assembler import AssembledContext, assemble_context
+from codeassist_lsp.context.gating import Gate, decide_mode
+from codeassist_lsp.context.languages import Language, language_for
+from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
+from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_suggestion
+from codeassist_lsp.engine.prompts import completion_prompt
+from codeassist_lsp.engine.worker import Job, ModelWorker
+from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
+
+log = logging.getLogger(__name__)
+
+# When the code before the cursor outgrows the budget, the window start jumps ahead by this share
+# of the budget, so that it stays put (and the KV cache stays valid) for many keystrokes after.
+WINDOW_HEADROOM = 0.25
+
+
+@attrs.define
+class Suggestion:
+    """What the pipeline produced for one cursor, and what it cost."""
+
+    text: str
+    mode: str
+    offset: int
+    result: GenerationResult | None = None
+    timings: dict[str, float] = attrs.Factory(dict)
+    context: AssembledContext | None = None
+
+
+@attrs.define
+class PreparedCompletion:
+    """Everything decided before the model runs."""
+
+    gate: Gate
+    offset: int
+    context: AssembledContext | None = None
+    request: GenerationRequest | None = None
+    line_before: str = ""
+    line_after: str = ""
+    following: str = ""
+    prepare_ms: float = 0.0
+
+
+def make_backend(settings: Settings) -> DecodeBackend:
+    """Load the engine the settings name (on the model thread)."""
+    if settings.engine == "fake":
+        from codeassist_lsp.engine.fake import FakeBackend
+
+        return FakeBackend()
+    from codeassist_lsp.engine.llama import LlamaBackend
+    from codeassist_lsp.engine.models import resolve_model_path
+
+    path, spec = resolve_model_path(settings.model.name, settings.model.path)
+    return LlamaBackend(path, settings.model, prompt_format=spec.prompt_format if spec else "auto",
+                        stop=spec.stop if spec else ())
+
+
+class CompletionService:
+    """Owns the model worker and turns (text, cursor) into suggestions."""
+
+    def __init__(self, settings: Settings,
+                 backend_factory: Callable[[], DecodeBackend] | None = None) -> None:
+        self.settings = settings
+        self.worker = ModelWorker(backend_factory or (lambda: make_backend(settings)))
+        self._window_starts: dict[str, int] = {}
+
+    # -- model state ----------------------------------------------------------------------
+
+    def wait_until_loaded(self, timeout: float | None = None) -> DecodeBackend:
+        """Block until the model is loaded; raise its load error if it failed."""
+        self.worker.loaded.wait(timeout)
+        if self.worker.backend is None:
+            error = self.worker.load_error
+            if isinstance(error, CodeassistError):
+                raise error
+            raise ModelNotAvailable(f"The model failed to load: {error}")
+        return self.worker.backend
+
+    @property
+    def backend(self) -> DecodeBackend | None:
+        """The loaded backend, or None while loading or after a failed load."""
+        return self.worker.backend
+
+    def close(self) -> None:
+        """Stop the model thread and free the model."""
+        self.worker.close()
+
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def _sticky_window(self, key: str, text: str, offset: int, budget: int,
+                       count_tokens: Callable[[str], int]) -> int:
+        """Where the prompt window starts; it moves rarely so the KV cache stays valid."""
+        start = self._window_starts.get(key, 0)
+        if start > offset:
+            start = 0
+        used = count_tokens(text[start:offset])
+        if used > budget or (start > 0 and used < budget * (1 - 2 * WINDOW_HEADROOM)):
+            target = budget * (1 - WINDOW_HEADROOM)
+            start = 0
+            total = count_tokens(text[:offset])
+            # Walk line starts forward until the rest fits with headroom.
+            while total > target:
+                next_line = text.find("\n", start, offset)
+                if next_line < 0:
+                    break
+                total -= count_tokens(text[start:next_line + 1])
+                start = next_line + 1
+        self._window_starts[key] = start
+        return start
+
+    def prepare(self, text: str, offset: int, *, path: str, language_id: str | None,
+                kind: str = "completion") -> PreparedCompletion:
+        """Gate, assemble and tokenise; no model work. `offset` is a str index into text."""
+        started = time.perf_counter()
+        backend = self.wait_until_loaded(0) if self.worker.loaded.is_set() else None
+        if backend is None:
+            raise ModelNotAvailable("The model is still loading.")
+        language = language_for(language_id, path)
+        gate = decide_mode(text, offset, language) if kind == "completion" else Gate("line")
+        before_line_start = text.rfind("\n", 0, offset) + 1
+        line_end = text.find("\n", offset)
+        prepared = PreparedCompletion(
+            gate=gate, offset=offset, line_before=text[before_line_start:offset],
+            line_after=text[offset:] if line_end < 0 else text[offset:line_end],
+            following="" if line_end < 0 else text[line_end + 1:line_end + 400],
+        )
+        if gate.mode == "none" and kind == "completion":
+            prepared.prepare_ms = (time.perf_counter() - started) * 1000
+            return prepared
+        options = self.settings.completion
+        budget = options.context_tokens
+        window_start = self._sticky_window(path, text, offset, int(budget * 0.7), backend.count_tokens)
+        context = assemble_context(text[window_start:], offset - window_start, path=path,
+                                   language=language, budget_tokens=budget,
+                                   count_tokens=backend.count_tokens)
+        block = gate.mode == "block"
+        max_tokens = options.max_block_tokens if block else options.max_tokens
+        stop_check = block_stop(gate.indent, options.max_block_lines) if block else line_stop
+        if kind == "prewarm":
+            max_tokens, stop_check = 0, None
+        prepared.context = context
+        prepared.request = GenerationRequest(
+            prompt_tokens=tuple(completion_prompt(backend, context)),
+            max_tokens=max_tokens,
+            kind="prewarm" if kind == "prewarm" else "completion",
+            stop_check=stop_check,
+            not_before=time.monotonic() + options.debounce_ms / 1000,
+        )
+        prepared.prepare_ms = (time.perf_counter() - started) * 1000
+        return prepared
+
+    def submit(self, prepared: PreparedCompletion) -> Job | None:
+        """Hand the prepared request to the model thread (None when gating said no)."""
+        if prepared.request is None:
+            return None
+        return self.worker.submit(prepared.request)
+
+    def finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
+        """Shape the model's text into the suggestion the user sees."""
+        started = time.perf_counter()
+        text = ""
+        if result is not None:
+            text = shape_suggestion(result.text, prepared.gate, line_before=prepared.line_before,
+                                    line_after=prepared.line_after, following=prepared.following)
+        timings = {"prepare_ms": round(prepared.prepare_ms, 2)}
+        if result is not None:
+            timings.update(queue_ms=round(result.queue_ms, 2), prompt_ms=round(result.prompt_ms, 2),
+                           generate_ms=round(result.generate_ms, 2))
+        timings["postprocess_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
+                          timings=timings, context=prepared.context)
+
+    def complete(self, text: str, offset: int, *, path: str, language_id: str | None = None) -> Suggestion:
+        """The whole pipeline, blocking (the one-shot CLI and benchmarks)."""
+        self.wait_until_loaded()
+        prepared = self.prepare(text, offset, path=path, language_id=language_id)
+        job = self.submit(prepared)
+        result = job.future.result() if job is not None else None
+        return self.finish(prepared, result)
+
+    def prewarm(self, text: str, offset: int, *, path: str, language_id: str | None = None) -> Future | None:
+        """Evaluate the prompt for this cursor ahead of time so the next request pays only the tail."""
+        if not self.settings.completion.prewarm or not self.worker.loaded.is_set() or self.backend is None:
+            return None
+        prepared = self.prepare(text, offset, path=path, language_id=language_id, kind="prewarm")
+        job = self.submit(prepared)
+        return job.future if job is not None else None

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One entry point for newcomers and CI:
+#   ./dev.sh demo   set everything up, then complete examples/stats.py with the embedded model
+#   ./dev.sh test   set everything up, then run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+VENV=.venv
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+  fi
+  # llama-cpp-python compiles llama.cpp (~8 min on 2 cores) the first time; pip's wheel cache
+  # makes every later install take seconds.
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[test]' 1>&2
+  "$VENV/bin/codeassist" models install gemma-3-270m 1>&2
+}
+
+case "${1:-}" in
+  demo)
+    setup
+    exec "$VENV/bin/codeassist" complete examples/stats.py --line 15 --col 5 --show-context
+    ;;
+  test)
+    setup
+    shift
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,104 @@
+"""The decode loop on the real embedded model: determinism, KV reuse, cancellation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, Sampling
+from codeassist_lsp.engine.llama import LlamaBackend
+
+pytestmark = pytest.mark.model
+
+STDLIB_FILE = Path(__import__("json").__file__).with_name("encoder.py")
+
+
+def _request(backend: LlamaBackend, text: str, max_tokens: int = 16, **kwargs) -> GenerationRequest:  # type: ignore[no-untyped-def]
+    return GenerationRequest(prompt_tokens=tuple(backend.tokenize(text, add_bos=True)),
+                             max_tokens=max_tokens, **kwargs)
+
+
+def _clear(backend: LlamaBackend) -> None:
+    backend._truncate_cache(0)
+
+
+def test_greedy_is_deterministic_and_identical_with_and_without_kv_reuse(backend: LlamaBackend) -> None:
+    prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
+    _clear(backend)
+    cold = backend.run(_request(backend, prompt), CancelFlag())
+    assert cold.reused_tokens == 0 and cold.generated_tokens > 0
+    # Same prompt again: everything but the last token comes from the cache, output unchanged.
+    warm = backend.run(_request(backend, prompt), CancelFlag())
+    assert warm.reused_tokens == cold.prompt_tokens - 1
+    assert warm.evaluated_tokens == 1
+    assert warm.text == cold.text
+    # A longer prompt that shares the prefix reuses it and matches a cold run of the same prompt.
+    longer = prompt + "fib"
+    reused = backend.run(_request(backend, longer), CancelFlag())
+    _clear(backend)
+    fresh = backend.run(_request(backend, longer), CancelFlag())
+    assert reused.reused_tokens > 0 and fresh.reused_tokens == 0
+    assert reused.text == fresh.text
+
+
+def test_one_character_after_a_long_prefix_evaluates_few_tokens(backend: LlamaBackend) -> None:
+    source = STDLIB_FILE.read_text()
+    tokens = backend.tokenize(source, add_bos=True)
+    assert len(tokens) > 1000
+    # Whole lines up to just past 1,000 tokens, then "type" one more character.
+    prefix = ""
+    for line in source.splitlines(keepends=True):
+        prefix += line
+        if len(backend.tokenize(prefix, add_bos=True)) >= 1000:
+            break
+    _clear(backend)
+    backend.run(_request(backend, prefix, max_tokens=0), CancelFlag())  # prewarm
+    typed = prefix + source[len(prefix)]
+    result = backend.run(_request(backend, typed, max_tokens=4), CancelFlag())
+    assert result.prompt_tokens >= 1000
+    assert result.evaluated_tokens <= 8, result
+
+
+def test_cancel_stops_within_one_token(backend: LlamaBackend) -> None:
+    cancel = CancelFlag()
+    seen: list[str] = []
+
+    def cancel_after_first_token(text: str) -> None:
+        seen.append(text)
+        cancel.cancel("test")
+        return None
+
+    result = backend.run(_request(backend, "import os\nimport sys\nimport ", max_tokens=32,
+                                  stop_check=cancel_after_first_token), cancel)
+    assert result.finish_reason == "cancelled"
+    assert result.generated_tokens == 1 and len(seen) == 1
+
+
+def test_cancel_before_prompt_evaluation_does_no_work(backend: LlamaBackend) -> None:
+    cancel = CancelFlag()
+    cancel.cancel()
+    _clear(backend)
+    result = backend.run(_request(backend, STDLIB_FILE.read_text()[:4000]), cancel)
+    assert result.finish_reason == "cancelled" and result.evaluated_tokens == 0
+
+
+def test_stop_strings_and_token_limit(backend: LlamaBackend) -> None:
+    limited = backend.run(_request(backend, "x = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, ", max_tokens=3),
+                          CancelFlag())
+    assert limited.generated_tokens <= 3
+    stopped = backend.run(_request(backend, "import os\nimport sys\n", max_tokens=32, stop=("\n",)), CancelFlag())
+    assert "\n" not in stopped.text
+
+
+def test_sampling_with_a_seed_is_reproducible(backend: LlamaBackend) -> None:
+    sampling = Sampling(temperature=0.8, top_p=0.9, seed=7)
+    first = backend.run(_request(backend, "def greet(name):\n", max_tokens=12, sampling=sampling), CancelFlag())
+    _clear(backend)
+    second = backend.run(_request(backend, "def greet(name):\n", max_tokens=12, sampling=sampling), CancelFlag())
+    assert first.text == second.text and first.generated_tokens > 0
+
+
+def test_fim_tokens_absent_for_gemma_base(backend: LlamaBackend) -> None:
+    assert backend.fim_tokens() is None
+    assert backend.adds_bos()

@@ -1,0 +1,82 @@
+"""The model thread: newest completion preempts older work; prewarm never delays typing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from codeassist_lsp.config import ModelSettings
+from codeassist_lsp.engine.base import GenerationRequest
+from codeassist_lsp.engine.worker import ModelWorker
+from codeassist_lsp.errors import Cancelled
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def worker(model_path: Path):  # type: ignore[no-untyped-def]
+    from codeassist_lsp.engine.llama import LlamaBackend
+
+    running = ModelWorker(lambda: LlamaBackend(model_path, ModelSettings()))
+    running.loaded.wait()
+    assert running.backend is not None, running.load_error
+    yield running
+    running.close()
+
+
+def _completion(worker: ModelWorker, text: str, max_tokens: int, **kwargs) -> GenerationRequest:  # type: ignore[no-untyped-def]
+    assert worker.backend is not None
+    return GenerationRequest(prompt_tokens=tuple(worker.backend.tokenize(text, add_bos=True)),
+                             max_tokens=max_tokens, **kwargs)
+
+
+def test_newer_completion_preempts_a_running_one(worker: ModelWorker) -> None:
+    started = threading.Event()
+
+    def note_start(_text: str) -> None:
+        started.set()
+        return None
+
+    old = worker.submit(_completion(worker, "# A long story about code\n", 200, stop_check=note_start))
+    assert started.wait(30)
+    new = worker.submit(_completion(worker, "def add(a, b):\n    return", 8))
+    with pytest.raises(Cancelled):
+        old.future.result(30)
+    result = new.future.result(30)
+    assert result.generated_tokens > 0
+
+
+def test_queued_completions_are_superseded_and_only_the_newest_runs(worker: ModelWorker) -> None:
+    blocker_started = threading.Event()
+    release = threading.Event()
+
+    def hold(_text: str) -> None:
+        blocker_started.set()
+        release.wait(10)
+        return None
+
+    blocker = worker.submit(_completion(worker, "x = 1\n", 4, kind="generation", stop_check=hold))
+    assert blocker_started.wait(30)
+    first = worker.submit(_completion(worker, "y = ", 2))
+    second = worker.submit(_completion(worker, "z = ", 2))
+    release.set()
+    with pytest.raises(Cancelled):
+        first.future.result(30)
+    assert second.future.result(30).generated_tokens >= 1
+    blocker.future.result(30)
+
+
+def test_prewarm_is_skipped_while_a_completion_waits(worker: ModelWorker) -> None:
+    release = threading.Event()
+    blocker = worker.submit(_completion(worker, "a = 1\n", 2, stop_check=lambda _t: release.wait(10) and None))
+    prewarm = worker.submit(_completion(worker, "b = 2\n", 0, kind="prewarm"))
+    # A prewarm queued behind a running completion is not refused, but a newer completion drops it.
+    completion = worker.submit(_completion(worker, "c = ", 2))
+    release.set()
+    with pytest.raises(Cancelled):
+        prewarm.future.result(30)
+    completion.future.result(30)
+    with pytest.raises(Cancelled):
+        blocker.future.result(30)

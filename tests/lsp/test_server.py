@@ -1,0 +1,119 @@
+"""End to end: the real server process, the real embedded model, a pytest-lsp client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from tests.lsp.helpers import (
+    SERVER_COMMAND, end_position, initialize, inline_params, open_document, wait_for_model,
+)
+
+pytestmark = pytest.mark.model
+
+FUNCTION = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return "
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER_COMMAND), scope="module")
+async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    result = await initialize(lsp_client, {"completion": {"debounceMs": 10}})
+    lsp_client.initialize_result = result  # type: ignore[attr-defined]
+    report = await wait_for_model(lsp_client)
+    assert report["model"]["state"] == "ready", report
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_capabilities(client: LanguageClient) -> None:
+    caps = client.initialize_result.capabilities  # type: ignore[attr-defined]
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None
+    sync = caps.text_document_sync
+    assert sync.change == types.TextDocumentSyncKind.Incremental
+    assert caps.position_encoding in (None, types.PositionEncodingKind.Utf16)
+
+
+async def test_inline_completion_from_the_model(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/add.py"
+    open_document(client, uri, FUNCTION)
+    position = end_position(FUNCTION)
+    result = await client.text_document_inline_completion_async(inline_params(uri, position))
+    assert result is not None and result.items
+    item = result.items[0]
+    text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+    assert text.strip() and "\n" not in text  # one line: the cursor is mid-statement
+    assert item.range == types.Range(start=position, end=position)
+
+
+async def test_block_completion_in_an_empty_body(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/block.py"
+    text = "def is_even(number):\n    "
+    open_document(client, uri, text)
+    result = await client.text_document_inline_completion_async(inline_params(uri, end_position(text)))
+    assert result is not None and result.items
+    suggestion = result.items[0].insert_text
+    assert isinstance(suggestion, str) and suggestion.strip()
+    # Every following line of the block stays inside the body.
+    for line in suggestion.split("\n")[1:]:
+        assert not line.strip() or line.startswith("    ")
+
+
+async def test_completion_item_for_clients_without_inline_completion(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/items.py"
+    text = "import os\n\n\ndef home_directory():\n    return os.path.expand"
+    open_document(client, uri, text)
+    position = end_position(text)
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position))
+    assert result is not None and result.items
+    edit = result.items[0].text_edit
+    assert isinstance(edit, types.TextEdit)
+    # The edit starts at the word being typed so the client's filter keeps the item.
+    assert edit.range.start == types.Position(line=position.line, character=position.character - len("expand"))
+    assert edit.new_text.startswith("expand") and len(edit.new_text) > len("expand")
+
+
+async def test_stale_version_is_dropped(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/stale.py"
+    text = "class Point:\n    def __init__(self, x, y):\n        self.x = "
+    open_document(client, uri, text)
+    pending = client.text_document_inline_completion_async(inline_params(uri, end_position(text)))
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=end_position(text), end=end_position(text)), text="x")]))
+    assert await pending is None
+    report = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codeassist.status"))
+    assert report["stats"]["stale"] + report["stats"]["cancelled"] >= 1
+
+
+async def test_cancel_request_stops_generation_and_server_keeps_serving(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/cancel.py"
+    text = "def fizzbuzz(n):\n    "
+    open_document(client, uri, text)
+    future = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                          inline_params(uri, end_position(text)), msg_id="cancel-me")
+    await asyncio.sleep(0.05)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wrap_future(future)
+    # The model thread is free again: the next request is answered.
+    result = await client.text_document_inline_completion_async(inline_params(uri, end_position(text)))
+    assert result is not None and result.items
+
+
+async def test_unknown_language_and_out_of_range_positions_are_harmless(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/notes.unknownlang"
+    text = "Shopping list:\n- apples\n- "
+    open_document(client, uri, text, language_id="totally-unknown")
+    result = await client.text_document_inline_completion_async(inline_params(uri, end_position(text)))
+    assert result is None or all(isinstance(i.insert_text, str) for i in result.items)
+    far = await client.text_document_inline_completion_async(
+        inline_params(uri, types.Position(line=999, character=0)))
+    assert far is None
