@@ -120,10 +120,18 @@ OPEN_FILES_SHARE = 0.25
 # How far around the cursor identifiers count as "used near the cursor".
 NEAR_LINES_BEFORE = 40
 NEAR_LINES_AFTER = 6
-MAX_NAMES_CONSIDERED = 48
+MAX_NAMES_CONSIDERED = 80
+# How much a definition's origin says about it being the one meant (times the name's score).
+BOUND_BONUS = 1.0
+SAME_FILE_WEIGHT = 3.0
+WORKSPACE_SAME_DIR_WEIGHT = 1.5
+WORKSPACE_WEIGHT = 0.6
+IMPLICIT_WEIGHT = 3.5
+OUTLINE_SCORE = 0.25
 IMPORTED_UNUSED_WEIGHT = 1.5
 IMPORTED_USED_WEIGHT = 0.5
 MAX_DEFINITION_SNIPPETS = 12
+MAX_OUTLINE_LINES = 24
 OPEN_FILE_CHUNK_LINES = 20
 MIN_SIMILARITY = 0.05
 
@@ -307,7 +315,7 @@ class ContextAssembler:
 
     # ----- definitions ---------------------------------------------------------------------------
     def _wanted_names(self, text: str, offset: int, language: Language, table: SymbolTable,
-                      tree: Any, source: bytes | None) -> list[str]:
+                      tree: Any, source: bytes | None) -> list[tuple[str, float]]:
         """Names used near the cursor and in the enclosing scope, most relevant first."""
         window_start = offset
         for _ in range(NEAR_LINES_BEFORE):
@@ -343,7 +351,8 @@ class ContextAssembler:
         for word in list(scores):
             if word in _COMMON_WORDS or len(word) < 2:
                 del scores[word]
-        return sorted(scores, key=lambda word: -scores[word])[:MAX_NAMES_CONSIDERED]
+        ranked = sorted(scores, key=lambda word: -scores[word])[:MAX_NAMES_CONSIDERED]
+        return [(word, scores[word]) for word in ranked]
 
     def _symbols_for_document(self, text: str, path: str, language: Language, version: int | None,
                               tree: Any) -> tuple[SymbolTable, Any, bytes]:
@@ -415,7 +424,7 @@ class ContextAssembler:
                 seen.add(str(neighbour))
                 imported = self._symbols_for_file(neighbour)
                 if imported is not None:
-                    found.append((imported, set(), 3.5))
+                    found.append((imported, set(), IMPLICIT_WEIGHT))
         return found
 
     def _related_definitions(self, text: str, offset: int, path: str, language: Language,
@@ -432,29 +441,42 @@ class ContextAssembler:
         chosen: list[Snippet] = []
         chosen_keys: set[tuple[str, int]] = set()
         used = 0
-        for name in wanted:
+        ranked: list[tuple[float, Definition]] = []
+        for name, name_score in wanted:
             candidates: list[_Candidate] = []
             for definition in table.named(name):
                 if definition.line <= cursor_line <= definition.end_line:
                     continue  # the scope being edited is already in front of the model
-                candidates.append(_Candidate(definition, 3.0))
+                candidates.append(_Candidate(definition, SAME_FILE_WEIGHT))
             for imported_table, names, weight in imported:
                 for definition in imported_table.named(name):
-                    candidates.append(_Candidate(definition, weight + (1.0 if name in names else 0.0)))
+                    candidates.append(_Candidate(definition, weight + (BOUND_BONUS if name in names else 0.0)))
             if self.workspace_index is not None and not candidates:
                 for definition in self.workspace_index.lookup(name)[:64]:
                     if definition.path == path:
                         continue
                     same_dir = str(Path(definition.path).parent) == directory
-                    candidates.append(_Candidate(definition, 2.0 if same_dir else 1.0))
+                    candidates.append(_Candidate(definition, WORKSPACE_SAME_DIR_WEIGHT if same_dir else WORKSPACE_WEIGHT))
             if not candidates:
                 continue
             best = max(candidates, key=lambda c: (c.score, -abs(len(c.definition.path) - len(path))))
-            definition = best.definition
+            ranked.append((name_score * best.score, best.definition))
+        # Same-package files (Go, JVM, C#) are in scope without an import: their top-level
+        # signatures are a cheap outline of what the next line may call.
+        outlined = {id(definition) for _, definition in ranked}
+        for imported_table, _, weight in imported:
+            if weight != IMPLICIT_WEIGHT:
+                continue
+            for definition in imported_table.definitions:
+                if id(definition) not in outlined and definition.kind != "method" and not definition.snippet.startswith((" ", "\t")):
+                    ranked.append((OUTLINE_SCORE, definition))
+        ranked.sort(key=lambda item: -item[0])
+        for priority, definition in ranked:
             key = (definition.path, definition.line)
             if key in chosen_keys or definition.signature in visible:
                 continue
-            for text_choice in (definition.snippet, definition.signature):
+            choices = (definition.signature,) if priority == OUTLINE_SCORE else (definition.snippet, definition.signature)
+            for text_choice in choices:
                 snippet = Snippet(_display_path(definition.path, self.root), text_choice, "definition", definition.name, definition.line)
                 cost = count_tokens(render_snippet(snippet, language))
                 if used + cost <= budget:
@@ -462,7 +484,7 @@ class ContextAssembler:
                     chosen_keys.add(key)
                     used += cost
                     break
-            if len(chosen) >= MAX_DEFINITION_SNIPPETS or budget - used < 8:
+            if len(chosen) >= MAX_DEFINITION_SNIPPETS + MAX_OUTLINE_LINES or budget - used < 8:
                 break
         return chosen
 

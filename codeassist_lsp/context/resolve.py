@@ -66,8 +66,10 @@ def _python(item: Import, importer: Path, root: Path | None) -> list[Path]:
 
 
 def _javascript(item: Import, importer: Path, root: Path | None) -> list[Path]:
+    if item.source.startswith("node:"):
+        return []  # a Node builtin
     if not item.source.startswith("."):
-        return []  # a package from node_modules: not the workspace's own code
+        return _node_package(item.source, importer)
     target = (importer.parent / item.source).resolve()
     candidates = [target]
     candidates += [Path(f"{target}{ext}") for ext in _JS_EXTENSIONS]
@@ -76,6 +78,53 @@ def _javascript(item: Import, importer: Path, root: Path | None) -> list[Path]:
         candidates += [target.with_suffix(ext) for ext in (".ts", ".tsx", ".mts", ".cts")]
     candidates += [target / f"index{ext}" for ext in _JS_EXTENSIONS]
     return _first_existing(candidates)
+
+
+def _node_package(specifier: str, importer: Path) -> list[Path]:
+    """A bare specifier resolved through the nearest node_modules (package.json main, else index)."""
+    parts = specifier.split("/")
+    package_name = "/".join(parts[:2]) if specifier.startswith("@") else parts[0]
+    subpath = specifier[len(package_name) :].lstrip("/")
+    for directory in _ancestors(importer.parent, None)[:12]:
+        package_dir = directory / "node_modules" / package_name
+        if not package_dir.is_dir():
+            continue
+        if subpath:
+            target = package_dir / subpath
+            return _first_existing([target] + [Path(f"{target}{ext}") for ext in _JS_EXTENSIONS]
+                                   + [target / f"index{ext}" for ext in _JS_EXTENSIONS])
+        main = _package_main(package_dir)
+        candidates = [package_dir / main] if main else []
+        if main:
+            candidates += [Path(f"{package_dir / main}{ext}") for ext in _JS_EXTENSIONS]
+            candidates += [package_dir / main / f"index{ext}" for ext in _JS_EXTENSIONS]
+        candidates += [package_dir / f"index{ext}" for ext in _JS_EXTENSIONS]
+        return _first_existing(candidates)
+    return []
+
+
+@functools.lru_cache(maxsize=1024)
+def _package_main(package_dir: Path) -> str | None:
+    """The entry file a package.json names ("main", else a string "exports")."""
+    import json
+
+    try:
+        manifest = json.loads((package_dir / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    main = manifest.get("main")
+    if isinstance(main, str):
+        return main
+    exports = manifest.get("exports")
+    if isinstance(exports, str):
+        return exports
+    if isinstance(exports, dict):
+        entry = exports.get(".", exports.get("require", exports.get("default")))
+        while isinstance(entry, dict):
+            entry = entry.get("require") or entry.get("default") or entry.get("node")
+        if isinstance(entry, str):
+            return entry
+    return None
 
 
 @functools.lru_cache(maxsize=256)

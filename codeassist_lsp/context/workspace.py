@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -45,11 +45,13 @@ def _looks_binary(path: Path) -> bool:
 class _GitIgnore:
     """The .gitignore files met while walking down from the root, applied to paths below them."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None, extra_patterns: Sequence[str] = ()) -> None:
         import pathspec
 
         self._pathspec = pathspec
         self._specs: list[tuple[Path, object]] = []
+        if root is not None and extra_patterns:
+            self._specs.append((root, pathspec.GitIgnoreSpec.from_lines(list(extra_patterns))))
 
     def load(self, directory: Path) -> None:
         """Read `directory/.gitignore` if there is one."""
@@ -98,8 +100,11 @@ class WorkspaceIndex:
         cache_dir: str | Path | None = None,
         max_file_bytes: int = MAX_FILE_BYTES,
         persist: bool = True,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.root = Path(root).resolve()
+        # Extra gitignore-style patterns (relative to the root), e.g. from user settings.
+        self.exclude = tuple(exclude)
         self.max_file_bytes = max_file_bytes
         self.stats = IndexStats()
         self._tables: dict[str, SymbolTable] = {}
@@ -119,7 +124,7 @@ class WorkspaceIndex:
     # ----- walking -------------------------------------------------------------------------
     def iter_source_files(self) -> Iterator[tuple[Path, Language]]:
         """Every indexable file under the root: known language, not ignored, not binary, not huge."""
-        ignore = _GitIgnore()
+        ignore = _GitIgnore(self.root, self.exclude)
         for directory, dirnames, filenames in os.walk(self.root):
             current = Path(directory)
             ignore.load(current)
@@ -207,7 +212,7 @@ class WorkspaceIndex:
             relative_parts = path.relative_to(self.root).parts
         except ValueError:
             return True
-        ignore = _GitIgnore()
+        ignore = _GitIgnore(self.root, self.exclude)
         current = self.root
         ignore.load(current)
         for part in relative_parts[:-1]:

@@ -1,0 +1,402 @@
+"""Context-quality benchmark: does the assembled prompt hold the definition the next token needs?
+
+Probes come from real multi-file code nobody here wrote (the Python standard library, libraries
+installed in the venv, npm's own JavaScript, Go sources shipped with git). At the first use of a
+name defined in another file of the same project, the file is cut at that point, context is
+assembled at the cursor with the default inline budget, and the probe counts as recalled when the
+signature of one of that name's definitions is in the prompt. The immediate-context-only baseline
+runs on the same probes in the same run.
+
+    .venv/bin/python benchmarks/context_bench.py [--quick] [--json benchmarks/results/context.json]
+
+`measure_humaneval(complete)` scores single-line infilling (exact match and tests passing) for any
+`complete(prefix, suffix) -> str`, e.g. the embedded engine with and without assembled context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codeassist_lsp.context.assembler import (  # noqa: E402
+    ContextAssembler,
+    assemble_context,
+    render_prompt_prefix,
+)
+from codeassist_lsp.context.languages import language_for, load_query, parse  # noqa: E402
+from codeassist_lsp.context.resolve import bound_names, implicit_neighbours, resolve_import  # noqa: E402
+from codeassist_lsp.context.symbols import Definition  # noqa: E402
+from codeassist_lsp.context.tokens import tiktoken_counter  # noqa: E402
+from codeassist_lsp.context.workspace import WorkspaceIndex  # noqa: E402
+
+log = logging.getLogger("context_bench")
+
+DEFAULT_BUDGET = 1500  # the inline-completion budget (tokens), all sources together
+STDLIB = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
+VENV_SITE = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"
+NPM = Path("/usr/lib/node_modules/npm")
+GO_PROJECTS = [Path("/usr/share/doc/git/contrib/persistent-https")]
+HUMANEVAL = Path(__file__).resolve().parents[2] / "shared/data/humaneval/HumanEval-SingleLineInfilling.jsonl.gz"
+if not HUMANEVAL.exists():
+    HUMANEVAL = Path("/work/shared/data/humaneval/HumanEval-SingleLineInfilling.jsonl.gz")
+
+_WORD = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+class Probe:
+    """One cursor: a file cut just before the first use of a name defined elsewhere in its project."""
+
+    def __init__(self, language: str, path: Path, offset: int, name: str, signatures: list[str]) -> None:
+        self.language = language
+        self.path = path
+        self.offset = offset
+        self.name = name
+        self.signatures = signatures
+
+
+def _code_ranges_to_skip(tree, language) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Byte ranges of comments, strings and import statements: a name there is not a use."""
+    ranges: list[tuple[int, int]] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if "comment" in node.type or "string" in node.type:
+            ranges.append((node.start_byte, node.end_byte))
+            continue
+        stack.extend(node.children)
+    query = load_query(language, "imports")
+    if query is not None:
+        for _, captures in query.matches(tree.root_node):
+            statement = captures.get("import")
+            if statement is not None:
+                statement = statement[0] if isinstance(statement, list) else statement
+                # A CommonJS require binds the name inside a declarator: skip the whole statement line.
+                ranges.append((statement.start_byte, statement.end_byte))
+    return ranges
+
+
+def build_probes(index: WorkspaceIndex, files: Iterable[Path], per_file: int, rng: random.Random) -> list[Probe]:
+    """Probes for the given files of an indexed project."""
+    probes: list[Probe] = []
+    for path in files:
+        table = index.table(str(path))
+        language = language_for(None, path.name)
+        if table is None or language is None:
+            continue
+        source = path.read_bytes()
+        tree = parse(language, source)
+        if tree is None:
+            continue
+        skip = sorted(_code_ranges_to_skip(tree, language))
+        own = {definition.name for definition in table.definitions}
+        # A use refers to another file's definition when an import binds the name, or (Go, JVM, C#)
+        # when a file of the same package defines it at top level; anything else may be a local.
+        # `import x` binds a module, not a definition: in Python only explicitly imported names count.
+        # `import x` binds a module, not a definition: only explicitly imported names count.
+        implicit = {str(p) for p in implicit_neighbours(language, path)}
+        # The ground truth is the file the import names; files the resolver cannot find are not
+        # probed (this measures ranking and budget, not resolver coverage).
+        allowed: dict[str, set[str]] = {}
+        for item in table.imports:
+            targets = {str(p) for p in resolve_import(language, item, path, index.root, table.package)}
+            for name in (item.names if language.name == "python" else bound_names(language, item)):
+                allowed.setdefault(name, set()).update(targets)
+        text = source.decode("utf-8", errors="replace")
+        seen: set[str] = set()
+        found: list[Probe] = []
+        byte_offset = 0
+        char_cursor = 0
+        for match in _WORD.finditer(text):
+            name = match.group()
+            if name in seen or name in own or len(name) < 3:
+                continue
+            start = match.start()
+            # Attribute uses (x.name) belong to whatever x is; only plain names are probes.
+            if start > 0 and text[start - 1] == ".":
+                continue
+            byte_offset += len(text[char_cursor:start].encode("utf-8"))
+            char_cursor = start
+            if any(low <= byte_offset < high for low, high in skip):
+                continue
+            definitions = [d for d in index.lookup(name) if d.path != str(path) and _top_level(d)]
+            seen.add(name)
+            definitions = [d for d in definitions if d.path in allowed.get(name, implicit)]
+            if not definitions or len({d.path for d in definitions}) > 3:
+                continue  # not defined elsewhere, or too common to have one right answer
+            found.append(Probe(language.name, path, start, name, [d.signature.splitlines()[0].strip() for d in definitions]))
+        rng.shuffle(found)
+        probes.extend(found[:per_file])
+    return probes
+
+
+def _top_level(definition: Definition) -> bool:
+    """Top-level definitions only: a method's use needs its receiver's type, not just its name."""
+    return definition.kind != "method" and not definition.snippet.startswith((" ", "\t"))
+
+
+def _recalled(prompt: str, probe: Probe) -> bool:
+    return any(signature and signature in prompt for signature in probe.signatures)
+
+
+def run_probes(probes: list[Probe], assembler: ContextAssembler, count_tokens: Callable[[str], int],
+               budget: int) -> dict[str, object]:
+    """Recall and timing of the full assembler against the immediate-only baseline."""
+    hits = baseline_hits = 0
+    times: list[float] = []
+    definitions_times: list[float] = []
+    for probe in probes:
+        text = probe.path.read_text(encoding="utf-8", errors="replace")[: probe.offset]
+        language = language_for(None, probe.path.name)
+        started = time.perf_counter()
+        context = assembler.assemble(text, len(text), path=str(probe.path), language=language,
+                                     budget_tokens=budget, count_tokens=count_tokens)
+        times.append((time.perf_counter() - started) * 1000)
+        definitions_times.append(float(context.report.get("definitions_ms", 0.0)))
+        hits += _recalled(render_prompt_prefix(context) + context.suffix, probe)
+        baseline = assemble_context(text, len(text), path=str(probe.path), language=language,
+                                    budget_tokens=budget, count_tokens=count_tokens)
+        baseline_hits += _recalled(baseline.prefix + baseline.suffix, probe)
+    n = max(1, len(probes))
+    return {
+        "probes": len(probes),
+        "recall": round(hits / n, 3),
+        "baseline_recall": round(baseline_hits / n, 3),
+        "recall_ratio": round(hits / baseline_hits, 2) if baseline_hits else None,
+        "assembly_ms_p50": round(statistics.median(times), 2) if times else None,
+        "assembly_ms_p99": round(_percentile(times, 99), 2) if times else None,
+        "definitions_ms_p50": round(statistics.median(definitions_times), 2) if times else None,
+    }
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(percent / 100 * (len(ordered) - 1))))]
+
+
+def _index(root: Path, cache_root: Path, exclude: tuple[str, ...] = ()) -> WorkspaceIndex:
+    index = WorkspaceIndex(root, cache_dir=cache_root / re.sub(r"\W+", "_", str(root)), exclude=exclude)
+    stats = index.build()
+    log.info("%s: %d files, %d parsed, %.1fs", root, stats.files, stats.parsed, stats.seconds)
+    return index
+
+
+def corpora(quick: bool) -> list[tuple[str, Path, tuple[str, ...], list[Path]]]:
+    """(language, workspace root, excludes, probe directories) of the real projects on this disk."""
+    found = []
+    if STDLIB.is_dir():
+        packages = ["json", "email", "http", "asyncio", "concurrent", "importlib", "logging", "unittest",
+                    "xml", "urllib", "multiprocessing", "sqlite3", "ctypes", "tomllib", "zoneinfo",
+                    "wsgiref", "dbm", "html", "curses", "venv", "re", "collections"]
+        if quick:
+            packages = packages[:6]
+        excludes = ("site-packages/", "test/", "idlelib/", "lib2to3/", "tkinter/", "turtledemo/")
+        found.append(("python", STDLIB, excludes, [STDLIB / p for p in packages if (STDLIB / p).is_dir()]))
+    for library in ("pygls", "lsprotocol", "cattrs", "diskcache", "pathspec", "_pytest", "pluggy", "jinja2", "tiktoken"):
+        if (VENV_SITE / library).is_dir() and not quick:
+            found.append(("python", VENV_SITE / library, (), [VENV_SITE / library]))
+    if NPM.is_dir():
+        found.append(("javascript", NPM, ("test/", "tap-snapshots/", "docs/"), [NPM / "lib"] + sorted((NPM / "node_modules").iterdir())[: 10 if quick else 60]))
+    for project in GO_PROJECTS:
+        if project.is_dir():
+            found.append(("go", project, (), [project]))
+    return found
+
+
+def run_benchmark(quick: bool = False, budget: int = DEFAULT_BUDGET, per_file: int = 3, max_probes: int = 400,
+                  cache_root: Path | None = None) -> dict[str, object]:
+    """Run every corpus; returns the results keyed by language."""
+    rng = random.Random(0)
+    count_tokens = tiktoken_counter()
+    cache_root = cache_root or Path(tempfile.gettempdir()) / "codeassist-context-bench"
+    by_language: dict[str, list[tuple[Probe, ContextAssembler]]] = {}
+    index_info: dict[str, object] = {}
+    for language, root, excludes, probe_dirs in corpora(quick):
+        index = _index(root, cache_root, excludes)
+        index_info[str(root)] = {"files": index.stats.files, "parsed": index.stats.parsed,
+                                 "from_cache": index.stats.from_cache, "seconds": round(index.stats.seconds, 2)}
+        assembler = ContextAssembler(index, root=root)
+        files = [Path(p) for p in index.files() if any(Path(p).is_relative_to(d) for d in probe_dirs)]
+        files.sort()
+        for probe in build_probes(index, files, per_file, rng):
+            by_language.setdefault(language, []).append((probe, assembler))
+    results: dict[str, object] = {}
+    for language, pairs in sorted(by_language.items()):
+        rng.shuffle(pairs)
+        pairs = pairs[:max_probes]
+        # Group by assembler (one per project) so each project's caches warm up as in a real session.
+        merged: dict[str, object] = {"probes": 0}
+        outcomes = []
+        for assembler in {id(a): a for _, a in pairs}.values():
+            probes = [p for p, a in pairs if a is assembler]
+            outcomes.append((probes, run_probes(probes, assembler, count_tokens, budget)))
+        total = sum(len(p) for p, _ in outcomes)
+        recall = sum(o["recall"] * len(p) for p, o in outcomes) / max(1, total)  # type: ignore[operator]
+        baseline = sum(o["baseline_recall"] * len(p) for p, o in outcomes) / max(1, total)  # type: ignore[operator]
+        all_times = [o["assembly_ms_p50"] for _, o in outcomes]
+        merged = {
+            "probes": total,
+            "recall": round(recall, 3),
+            "baseline_recall": round(baseline, 3),
+            "recall_ratio": round(recall / baseline, 2) if baseline else None,
+            "assembly_ms_p50": _weighted_median([(o["assembly_ms_p50"], len(p)) for p, o in outcomes]),
+            "assembly_ms_p99": max(o["assembly_ms_p99"] for _, o in outcomes if o["assembly_ms_p99"] is not None),
+            "projects": len(outcomes),
+        }
+        del all_times
+        results[language] = merged
+    return {"budget_tokens": budget, "token_counter": "tiktoken cl100k_base (offline)", "languages": results,
+            "indexes": index_info}
+
+
+def _weighted_median(pairs: list[tuple[object, int]]) -> float | None:
+    expanded = [float(v) for v, n in pairs if v is not None for _ in range(n)]  # type: ignore[arg-type]
+    return round(statistics.median(expanded), 2) if expanded else None
+
+
+def timing_on_large_workspace(count_tokens: Callable[[str], int], cache_root: Path, samples: int = 200) -> dict[str, object]:
+    """Assembly time at random cursors of the stdlib (~1,800 files) once indexed; also the restart cost."""
+    excludes = ("site-packages/",)
+    index = WorkspaceIndex(STDLIB, cache_dir=cache_root / "stdlib_full", exclude=excludes)
+    first = index.build()
+    restart = WorkspaceIndex(STDLIB, cache_dir=cache_root / "stdlib_full", exclude=excludes)
+    second = restart.build()
+    assembler = ContextAssembler(restart, root=STDLIB)
+    rng = random.Random(1)
+    files = [Path(p) for p in restart.files()]
+    times = []
+    for path in rng.sample(files, min(samples, len(files))):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        offset = rng.randrange(len(text) + 1)
+        language = language_for(None, path.name)
+        # A document being edited is parsed on didChange, not per request: pass its version so
+        # the per-document symbol table is reused as in the server; time the second request.
+        assembler.assemble(text, offset, path=str(path), language=language, budget_tokens=DEFAULT_BUDGET,
+                           count_tokens=count_tokens, version=1)
+        started = time.perf_counter()
+        assembler.assemble(text, offset, path=str(path), language=language, budget_tokens=DEFAULT_BUDGET,
+                           count_tokens=count_tokens, version=1)
+        times.append((time.perf_counter() - started) * 1000)
+    return {
+        "files": second.files,
+        "first_index_seconds": round(first.seconds, 1),
+        "first_index_parsed": first.parsed,
+        "restart_index_seconds": round(second.seconds, 2),
+        "restart_parsed": second.parsed,
+        "assembly_ms_p50": round(statistics.median(times), 2),
+        "assembly_ms_p99": round(_percentile(times, 99), 2),
+        "samples": len(times),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# HumanEval single-line infilling
+# ------------------------------------------------------------------------------------------------
+
+def load_humaneval(limit: int | None = None, seed: int = 0) -> list[dict[str, str]]:
+    """The single-line infilling problems, optionally a seeded random subset of `limit`."""
+    with gzip.open(HUMANEVAL, "rt", encoding="utf-8") as handle:
+        problems = [json.loads(line) for line in handle]
+    if limit is not None and limit < len(problems):
+        problems = random.Random(seed).sample(problems, limit)
+    return problems
+
+
+def _passes(problem: dict[str, str], middle: str, timeout_s: float = 10.0) -> bool:
+    program = (problem["prompt"] + middle + problem["suffix"] + "\n" + problem["test"]
+               + f"\ncheck({problem['entry_point']})\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write(program)
+        script = handle.name
+    try:
+        result = subprocess.run([sys.executable, script], capture_output=True, timeout=timeout_s)
+        return result.returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        os.unlink(script)
+
+
+def measure_humaneval(complete: Callable[[str, str], str], limit: int | None = 80, seed: int = 0) -> dict[str, object]:
+    """Exact match and test pass rate of `complete(prefix, suffix)` (its first line is the answer)."""
+    problems = load_humaneval(limit, seed)
+    exact = passed = 0
+    latencies = []
+    for problem in problems:
+        started = time.perf_counter()
+        completion = complete(problem["prompt"], problem["suffix"])
+        latencies.append((time.perf_counter() - started) * 1000)
+        # The task is one line: keep what the model wrote up to the first newline.
+        line = completion.split("\n", 1)[0]
+        middle = line + "\n"
+        canonical = problem["canonical_solution"]
+        # The prompt ends at the start of the line (indentation included in the solution).
+        exact += middle.strip() == canonical.strip()
+        passed += _passes(problem, middle)
+    n = max(1, len(problems))
+    return {
+        "problems": len(problems),
+        "exact_match": round(exact / n, 3),
+        "pass_rate": round(passed / n, 3),
+        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+    }
+
+
+def _table(results: dict[str, object]) -> str:
+    languages = results["languages"]  # type: ignore[index]
+    lines = [
+        f"{'language':<11}{'probes':>7}{'recall':>8}{'baseline':>10}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}",
+    ]
+    for language, row in languages.items():  # type: ignore[union-attr]
+        ratio = row["recall_ratio"]
+        lines.append(
+            f"{language:<11}{row['probes']:>7}{row['recall']:>8.3f}{row['baseline_recall']:>10.3f}"
+            f"{(f'{ratio:.1f}' if ratio else 'inf'):>7}{row['assembly_ms_p50']:>8}{row['assembly_ms_p99']:>8}"
+        )
+    large = results.get("large_workspace")
+    if large:
+        lines.append(
+            f"stdlib workspace ({large['files']} files): assembly p50 {large['assembly_ms_p50']} ms, "
+            f"p99 {large['assembly_ms_p99']} ms; first index {large['first_index_seconds']} s "
+            f"({large['first_index_parsed']} parsed), restart {large['restart_index_seconds']} s "
+            f"({large['restart_parsed']} parsed)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print a table, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer projects (a smoke run)")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "context.json")
+    parser.add_argument("--no-large", action="store_true", help="skip the 1,800-file stdlib timing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    started = time.perf_counter()
+    results = run_benchmark(quick=args.quick, budget=args.budget)
+    if not args.no_large and STDLIB.is_dir():
+        cache_root = Path(tempfile.gettempdir()) / "codeassist-context-bench"
+        results["large_workspace"] = timing_on_large_workspace(tiktoken_counter(), cache_root)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    sys.stdout.write(_table(results) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
