@@ -127,6 +127,7 @@ SAME_FILE_WEIGHT = 3.0
 WORKSPACE_SAME_DIR_WEIGHT = 1.5
 WORKSPACE_WEIGHT = 0.6
 IMPLICIT_WEIGHT = 3.5
+IMPORTED_WEIGHT = 4.0
 OUTLINE_SCORE = 0.25
 IMPORTED_UNUSED_WEIGHT = 1.5
 IMPORTED_USED_WEIGHT = 0.5
@@ -397,9 +398,9 @@ class ContextAssembler:
                 self._file_symbols.popitem(last=False)
         return table
 
-    def _imported_tables(self, table: SymbolTable, path: str, language: Language) -> list[tuple[SymbolTable, set[str], float]]:
-        """(symbols, names the import binds, weight) for every file this one imports."""
-        found: list[tuple[SymbolTable, set[str], float]] = []
+    def _imported_tables(self, table: SymbolTable, path: str, language: Language) -> list[tuple[SymbolTable, set[str], float, bool]]:
+        """(symbols, names the import binds, weight, whole module in scope) for every file imported."""
+        found: list[tuple[SymbolTable, set[str], float, bool]] = []
         seen: set[str] = set()
         for item in table.imports:
             key = (path, item.source, item.names)
@@ -418,13 +419,14 @@ class ContextAssembler:
                 seen.add(str(file_path))
                 imported = self._symbols_for_file(file_path)
                 if imported is not None:
-                    found.append((imported, names, 4.0))
+                    # `import "pkg"`, `#include "x.h"`, `mod x;`: everything the file defines is in scope.
+                    found.append((imported, names, IMPORTED_WEIGHT, not item.names))
         for neighbour in implicit_neighbours(language, path):
             if str(neighbour) not in seen:
                 seen.add(str(neighbour))
                 imported = self._symbols_for_file(neighbour)
                 if imported is not None:
-                    found.append((imported, set(), IMPLICIT_WEIGHT))
+                    found.append((imported, set(), IMPLICIT_WEIGHT, True))
         return found
 
     def _related_definitions(self, text: str, offset: int, path: str, language: Language,
@@ -448,7 +450,7 @@ class ContextAssembler:
                 if definition.line <= cursor_line <= definition.end_line:
                     continue  # the scope being edited is already in front of the model
                 candidates.append(_Candidate(definition, SAME_FILE_WEIGHT))
-            for imported_table, names, weight in imported:
+            for imported_table, names, weight, _ in imported:
                 for definition in imported_table.named(name):
                     candidates.append(_Candidate(definition, weight + (BOUND_BONUS if name in names else 0.0)))
             if self.workspace_index is not None and not candidates:
@@ -461,11 +463,11 @@ class ContextAssembler:
                 continue
             best = max(candidates, key=lambda c: (c.score, -abs(len(c.definition.path) - len(path))))
             ranked.append((name_score * best.score, best.definition))
-        # Same-package files (Go, JVM, C#) are in scope without an import: their top-level
-        # signatures are a cheap outline of what the next line may call.
+        # Same-package files (Go, JVM, C#) and whole-module imports put every top-level name in
+        # scope: their signatures are a cheap outline of what the next line may call.
         outlined = {id(definition) for _, definition in ranked}
-        for imported_table, _, weight in imported:
-            if weight != IMPLICIT_WEIGHT:
+        for imported_table, _, _, whole_module in imported:
+            if not whole_module:
                 continue
             for definition in imported_table.definitions:
                 if id(definition) not in outlined and definition.kind != "method" and not definition.snippet.startswith((" ", "\t")):

@@ -1,0 +1,3 @@
+export function applyDiscount(price, percent) {
+  return Math.round(price * (100 - percent)) / 100;
+}
