@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # The design's split of the immediate-context budget: most of it before the cursor.
 PREFIX_SHARE = 0.7
+# Below this many characters per budget token, a text is counted whole before cutting it.
+_WHOLE_COUNT_CHARS_PER_TOKEN = 8
 
 
 @attrs.frozen
@@ -52,7 +54,8 @@ class AssembledContext:
 
 def _take_lines_backward(text: str, budget: int, count_tokens: TokenCounter) -> str:
     """The longest tail of whole lines of text (plus the cursor's partial line) within budget."""
-    if count_tokens(text) <= budget:
+    # Counting a whole long file costs more than walking back the few lines that fit.
+    if len(text) <= _WHOLE_COUNT_CHARS_PER_TOKEN * budget and count_tokens(text) <= budget:
         return text
     cursor_line_start = text.rfind("\n") + 1
     kept = text[cursor_line_start:]
@@ -70,7 +73,7 @@ def _take_lines_backward(text: str, budget: int, count_tokens: TokenCounter) -> 
 
 def _take_lines_forward(text: str, budget: int, count_tokens: TokenCounter) -> str:
     """The longest head of whole lines of text within budget."""
-    if count_tokens(text) <= budget:
+    if len(text) <= _WHOLE_COUNT_CHARS_PER_TOKEN * budget and count_tokens(text) <= budget:
         return text
     used = 0
     end = 0
@@ -274,6 +277,12 @@ class ContextAssembler:
     ) -> AssembledContext:
         """Context for a cursor at str offset `offset` of `text`, within `budget_tokens`."""
         started = time.perf_counter()
+        if tree is None and self.open_documents is not None and language is not None:
+            # The server keeps the edited document's tree current on didChange: reuse it.
+            document = self.open_documents.get(path)
+            if document is not None and (document.version == version if version is not None else document.text == text):
+                tree = document.tree
+                version = document.version
         immediate = assemble_context(
             text, offset, path=path, language=language,
             budget_tokens=int(budget_tokens * self.immediate_share), count_tokens=count_tokens,
