@@ -139,6 +139,7 @@ MAX_OUTLINE_LINES = 24
 OPEN_FILE_CHUNK_LINES = 20
 MIN_SIMILARITY = 0.05
 
+_NEWLINE = re.compile("\n")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 # Words that are keywords or builtins in most of our languages: never worth a lookup.
 _COMMON_WORDS = frozenset(
@@ -167,13 +168,14 @@ def _word_pattern(name: str) -> re.Pattern[str]:
 
 def _line_end_offset(text: str, line: int) -> int:
     """The str offset of the end of 0-based `line` (len(text) past the end)."""
-    position = 0
-    for _ in range(line + 1):
-        position = text.find("\n", position)
-        if position < 0:
-            return len(text)
-        position += 1
-    return position
+    if line < 0:
+        return 0
+    match = None
+    for match in _NEWLINE.finditer(text):
+        line -= 1
+        if line < 0:
+            return match.end()
+    return len(text)
 
 
 _PROSE_NODE_WORDS = ("comment", "string", "heredoc")
@@ -353,10 +355,11 @@ class ContextAssembler:
                 for name, kind in references_in(language, scope, source):
                     scores[name] = scores.get(name, 0.0) + (1.0 if kind in ("call", "type") else 0.3)
         # Names a file imports but has not used yet are what the next lines are likely to use.
+        last_import_line = max((item.line for item in table.imports), default=-1)
+        used_after_imports = set(identifiers(text[_line_end_offset(text, last_import_line):])) if table.imports else set()
         for item in table.imports:
-            line_end = _line_end_offset(text, item.line)
             for name in bound_names(language, item):
-                unused = _IDENTIFIER_BOUNDARY(name).search(text, line_end) is None
+                unused = name not in used_after_imports
                 scores[name] = scores.get(name, 0.0) + (IMPORTED_UNUSED_WEIGHT if unused else IMPORTED_USED_WEIGHT)
         for word in list(scores):
             if word in _COMMON_WORDS or len(word) < 2:
@@ -377,7 +380,7 @@ class ContextAssembler:
         table = extract_symbols(language, tree, source, path) if tree is not None else SymbolTable(path=path)
         with self._lock:
             self._document_symbols[key] = table
-            while len(self._document_symbols) > 64:
+            while len(self._document_symbols) > 256:
                 self._document_symbols.popitem(last=False)
         return table, tree, source
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -42,7 +43,7 @@ class Import:
     line: int
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class SymbolTable:
     """What one file defines and imports."""
 
@@ -51,9 +52,20 @@ class SymbolTable:
     imports: tuple[Import, ...] = ()
     package: str | None = None
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[Definition]]:
+        by_name: dict[str, list[Definition]] = {}
+        for definition in self.definitions:
+            by_name.setdefault(definition.name, []).append(definition)
+        return by_name
+
     def named(self, name: str) -> list[Definition]:
         """Definitions of `name` in this file."""
-        return [definition for definition in self.definitions if definition.name == name]
+        return self._by_name.get(name, [])
+
+    def __getstate__(self) -> dict[str, object]:
+        # The by-name index is derived: keep it out of the on-disk cache.
+        return {key: value for key, value in self.__dict__.items() if key != "_by_name"}
 
 
 def _text(source: bytes, node: Any) -> str:
