@@ -35,11 +35,12 @@ class CodeassistServer(LanguageServer):
 
     def tell_once(self, key: str, message: str,
                   kind: types.MessageType = types.MessageType.Error) -> None:
-        """showMessage the first time `key` happens, logMessage every time."""
-        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+        """showMessage and logMessage the first time `key` happens; later repeats go to our log only."""
         if key in self._told:
+            log.debug("%s", message)
             return
         self._told.add(key)
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"codeassist: {message}"))
 
     def report_error(self, error: CodeassistError) -> None:

@@ -23,7 +23,8 @@ llama_log = logging.getLogger("llama.cpp")
 # is noticed quickly, large enough to keep matrix multiplies efficient.
 PROMPT_CHUNK = 64
 # ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
-_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+# llama.cpp's info lines (hundreds per model load) are debug detail for us.
+_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
 
 
 def _import_llama_cpp():  # type: ignore[no-untyped-def]

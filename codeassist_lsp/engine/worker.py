@@ -34,6 +34,11 @@ class Job:
         """Stop this job at its next token (or before it starts)."""
         self.cancel_flag.cancel(reason)
 
+    def fail(self, error: BaseException) -> None:
+        """Resolve the future with an error unless the caller already gave up on it."""
+        if not self.future.done():
+            self.future.set_exception(error)
+
     @property
     def sort_key(self) -> tuple[int, int]:
         """Priority first, then newest first among completions (older ones are stale)."""
@@ -61,7 +66,7 @@ class ModelWorker:
         job = Job(request)
         with self._lock:
             if self._closed:
-                job.future.set_exception(Cancelled("The model worker is shut down."))
+                job.fail(Cancelled("The model worker is shut down."))
                 return job
             if request.kind == "completion":
                 self._supersede_locked(("completion", "prewarm"))
@@ -69,7 +74,7 @@ class ModelWorker:
                 if any(j.request.kind == "completion" for j in self._pending) or (
                     self._running is not None and self._running.request.kind == "completion"
                 ):
-                    job.future.set_exception(Cancelled("prewarm skipped: a completion is queued"))
+                    job.fail(Cancelled("prewarm skipped: a completion is queued"))
                     return job
                 self._supersede_locked(("prewarm",))
             self._pending.append(job)
@@ -83,7 +88,7 @@ class ModelWorker:
         for old in [j for j in self._pending if j.request.kind in kinds]:
             self._pending.remove(old)
             old.cancel("superseded")
-            old.future.set_exception(Cancelled("superseded by a newer request"))
+            old.fail(Cancelled("superseded by a newer request"))
 
     def _next_job(self) -> Job | None:
         with self._lock:
@@ -105,6 +110,10 @@ class ModelWorker:
         finally:
             self.loaded.set()
         while (job := self._next_job()) is not None:
+            if not job.future.set_running_or_notify_cancel():
+                with self._lock:  # the caller gave up before the job started
+                    self._running = None
+                continue
             try:
                 if self.backend is None:
                     raise self.load_error or RuntimeError("no model")
@@ -117,8 +126,7 @@ class ModelWorker:
                     raise Cancelled(job.cancel_flag.reason or "cancelled")
                 job.future.set_result(result)
             except BaseException as error:
-                if not job.future.done():
-                    job.future.set_exception(error)
+                job.fail(error)
             finally:
                 with self._lock:
                     self._running = None
@@ -130,7 +138,7 @@ class ModelWorker:
             if self._running is not None:
                 self._running.cancel("shutdown")
             for job in self._pending:
-                job.future.set_exception(Cancelled("shutdown"))
+                job.fail(Cancelled("shutdown"))
             self._pending.clear()
             self._lock.notify_all()
         self._thread.join(timeout=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -15,6 +16,13 @@ if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
 
 log = logging.getLogger(__name__)
+
+
+def _inside(text: str, lines: Sequence[str], position: types.Position) -> bool:
+    """Whether the position names a line of the document (clients sometimes race edits)."""
+    if position.line < len(lines):
+        return True
+    return position.line == len(lines) and (not text or text.endswith("\n"))
 
 
 async def suggest_at(server: CodeassistServer, uri: str, position: types.Position) -> Suggestion | None:
@@ -32,11 +40,9 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
         return None
     version = document.version
     text = document.source
-    try:
-        offset = document.offset_at_position(position)
-    except Exception:  # a position past the end of the document: nothing to complete
+    if not _inside(text, document.lines, position):
         return None
-    offset = min(offset, len(text))
+    offset = min(document.offset_at_position(position), len(text))
     try:
         prepared = service.prepare(text, offset, path=document.path, language_id=document.language_id)
         job = service.submit(prepared)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from lsprotocol import types
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 SERVER_COMMAND = [sys.executable, "-m", "codeassist_lsp", "-v"]
 
@@ -65,3 +67,17 @@ def inline_params(uri: str, position: types.Position) -> types.InlineCompletionP
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=position,
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+
+
+@contextlib.asynccontextmanager
+async def running_server(options: dict[str, Any] | None = None,
+                         caps: types.ClientCapabilities | None = None,
+                         env: dict[str, str] | None = None) -> AsyncIterator[tuple[LanguageClient, types.InitializeResult]]:
+    """A fresh server process for one test (pytest-lsp fixtures are module-scoped here)."""
+    client = await ClientServerConfig(server_command=SERVER_COMMAND, server_env=env).start()
+    try:
+        result = await initialize(client, options, caps)
+        yield client, result
+        await client.shutdown_session()
+    finally:
+        await client.stop()

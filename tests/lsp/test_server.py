@@ -80,9 +80,14 @@ async def test_completion_item_for_clients_without_inline_completion(client: Lan
 
 async def test_stale_version_is_dropped(client: LanguageClient) -> None:
     uri = "file:///tmp/codeassist-tests/stale.py"
-    text = "class Point:\n    def __init__(self, x, y):\n        self.x = "
+    # A block body: generation runs for many tokens, so the edit lands while it is in flight.
+    text = "class Point:\n    def __init__(self, x, y):\n        "
     open_document(client, uri, text)
-    pending = client.text_document_inline_completion_async(inline_params(uri, end_position(text)))
+    await asyncio.sleep(0.5)  # let the open's prewarm finish so only our request is in flight
+    # pytest-lsp sends a request only when its coroutine runs: start it now.
+    pending = asyncio.ensure_future(
+        client.text_document_inline_completion_async(inline_params(uri, end_position(text))))
+    await asyncio.sleep(0.05)
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
         content_changes=[types.TextDocumentContentChangePartial(
@@ -90,7 +95,7 @@ async def test_stale_version_is_dropped(client: LanguageClient) -> None:
     assert await pending is None
     report = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="codeassist.status"))
-    assert report["stats"]["stale"] + report["stats"]["cancelled"] >= 1
+    assert report["stats"]["stale"] >= 1, report["stats"]
 
 
 async def test_cancel_request_stops_generation_and_server_keeps_serving(client: LanguageClient) -> None:
