@@ -76,7 +76,10 @@ def _complete(args: argparse.Namespace) -> int:
         else:
             settings.model.name = args.model
     settings.completion.debounce_ms = 0
-    service = CompletionService(settings)
+    # One-shot: related definitions come from the file's folder (imports resolved on disk).
+    from codeassist_lsp.context.assembler import ContextAssembler
+
+    service = CompletionService(settings, assembler=ContextAssembler(None, None, root=path.resolve().parent))
     try:
         backend = service.wait_until_loaded()
         loaded = time.perf_counter()
@@ -91,6 +94,9 @@ def _complete(args: argparse.Namespace) -> int:
     report = {
         "file": str(path), "line": line, "col": column, "mode": suggestion.mode,
         "suggestion": suggestion.text, "model": backend.model_id,
+        "verification": None if suggestion.verdict is None else {
+            "status": suggestion.verdict.status, "checks": list(suggestion.verdict.checks),
+            "not_checked": list(suggestion.verdict.not_checked), "reason": suggestion.verdict.reason},
         "timings_ms": {"load": round((loaded - started) * 1000, 1), **suggestion.timings,
                        "total": round(total_ms, 1)},
         "tokens": {"prompt": result.prompt_tokens, "evaluated": result.evaluated_tokens,
@@ -107,6 +113,11 @@ def _complete(args: argparse.Namespace) -> int:
         print("----- end of context -----")
     print(f"{path}:{line}:{column} ({suggestion.mode})")
     print(suggestion.text if suggestion.text else "(no suggestion)")
+    if suggestion.verdict is not None:
+        verdict = suggestion.verdict
+        checked = ", ".join(verdict.checks) or "nothing"
+        print(f"-- verified: {verdict.status} (checked {checked}){'; ' + verdict.reason if verdict.reason else ''}",
+              file=sys.stderr)
     timings = ", ".join(f"{k.removesuffix('_ms')} {v} ms" for k, v in report["timings_ms"].items())
     print(f"-- {backend.model_id}; {timings}; tokens {report['tokens']}", file=sys.stderr)
     return 0

@@ -51,11 +51,34 @@ class CompletionSettings:
 
 
 @attrs.define
+class ContextSettings:
+    """What the model is shown besides the code around the cursor."""
+
+    index_workspace: bool = True
+    """Index workspace definitions with tree-sitter (persisted under the cache dir)."""
+    exclude: list[str] = attrs.Factory(list)
+    """Extra gitignore-style patterns the index skips."""
+
+
+@attrs.define
+class SecuritySettings:
+    """Verification of suggestions before they are shown."""
+
+    enabled: bool = True
+    on_high_severity: str = "withhold"
+    """"withhold" (default) or "warn": show high-severity suggestions flagged in the log."""
+    diagnostics: bool = True
+    """Publish security findings of open documents as diagnostics (on open and save)."""
+
+
+@attrs.define
 class Settings:
     """Everything the server can be told through initializationOptions or didChangeConfiguration."""
 
     model: ModelSettings = attrs.Factory(ModelSettings)
     completion: CompletionSettings = attrs.Factory(CompletionSettings)
+    context: ContextSettings = attrs.Factory(ContextSettings)
+    security: SecuritySettings = attrs.Factory(SecuritySettings)
     engine: str = "llama"
     """"llama" (in-process llama.cpp) or "fake" (deterministic, for protocol tests only)."""
 
@@ -67,7 +90,7 @@ def _camel(name: str) -> str:
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
-    for cls in (ModelSettings, CompletionSettings, Settings):
+    for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
@@ -89,7 +112,13 @@ def parse_settings(raw: Any) -> Settings:
     if set(raw) == {"codeassist"} and isinstance(raw["codeassist"], dict):
         raw = raw["codeassist"]
     try:
-        return CONVERTER.structure(raw, Settings)
+        settings = CONVERTER.structure(raw, Settings)
+        if settings.security.on_high_severity not in ("withhold", "warn"):
+            raise ValueError(f"security.onHighSeverity must be 'withhold' or 'warn', "
+                             f"not {settings.security.on_high_severity!r}")
+        if settings.engine not in ("llama", "fake"):
+            raise ValueError(f"engine must be 'llama' or 'fake', not {settings.engine!r}")
+        return settings
     except Exception as error:  # cattrs raises ExceptionGroups with one leaf per field
         problems = "; ".join(_describe(error))
         raise InvalidSettings(

@@ -12,8 +12,13 @@ from pygls.lsp.server import LanguageServer
 
 from codeassist_lsp import __version__
 from codeassist_lsp.config import Settings, parse_settings
+from codeassist_lsp.context.assembler import ContextAssembler
+from codeassist_lsp.context.documents import DocumentTrees
+from codeassist_lsp.context.workspace import WorkspaceIndex
 from codeassist_lsp.errors import CodeassistError, InvalidSettings
+from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
 from codeassist_lsp.service import CompletionService
+from codeassist_lsp.verify import SecurityPolicy
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,10 @@ class CodeassistServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.service: CompletionService | None = None
+        self.documents = DocumentTrees()
+        self.index: WorkspaceIndex | None = None
+        self.assembler = ContextAssembler(None, self.documents)
+        self.diagnostics: DiagnosticsPublisher | None = None
         self._told: set[str] = set()
         self.prewarm_tasks: dict[str, asyncio.TimerHandle] = {}
         self.stats: dict[str, int] = {"requests": 0, "shown": 0, "empty": 0, "cancelled": 0,
@@ -62,12 +71,18 @@ class CodeassistServer(LanguageServer):
             self.start_service()
         else:
             self.service.settings = settings
+            self.service.policy = self.security_policy()
+
+    def security_policy(self) -> SecurityPolicy:
+        """The verifier's policy from the settings."""
+        security = self.settings.security
+        return SecurityPolicy(on_high=security.on_high_severity, enabled=security.enabled)
 
     def start_service(self) -> None:
         """(Re)start the model thread; loading runs in the background."""
         if self.service is not None:
             self.service.close()
-        self.service = CompletionService(self.settings)
+        self.service = CompletionService(self.settings, assembler=self.assembler, policy=self.security_policy())
         self._told = {key for key in self._told if not key.startswith("ModelNotAvailable")}
 
     async def watch_model_load(self) -> None:
@@ -98,6 +113,48 @@ class CodeassistServer(LanguageServer):
             self.window_log_message(types.LogMessageParams(
                 type=types.MessageType.Info, message=f"codeassist: model {service.backend.model_id} ready"))
 
+    def open_workspace(self, root: str | None) -> None:
+        """Index the workspace's definitions (persisted, so a restart does not re-parse)."""
+        if root is None or not self.settings.context.index_workspace:
+            return
+        try:
+            self.index = WorkspaceIndex(root, exclude=tuple(self.settings.context.exclude))
+        except Exception as error:  # an unwritable cache dir must not stop completions
+            self.tell_once("index", f"Workspace index disabled: {error}", types.MessageType.Warning)
+            return
+        self.assembler = ContextAssembler(self.index, self.documents, root=root)
+        if self.service is not None:
+            self.service.assembler = self.assembler
+
+    async def watch_indexing(self) -> None:
+        """Build the workspace index in the background with $/progress."""
+        index = self.index
+        if index is None:
+            return
+        token = str(uuid.uuid4())
+        progress = self.client_supports_progress()
+        if progress:
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                    title="codeassist", message="Indexing workspace…", percentage=0, cancellable=False))
+            except Exception:
+                progress = False
+        loop = asyncio.get_running_loop()
+        last_report = [0.0]
+
+        def report(done: int, total: int) -> None:
+            now = loop.time()
+            if progress and total and (now - last_report[0] > 0.2 or done == total):
+                last_report[0] = now
+                loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
+                    message=f"{done}/{total} files", percentage=int(100 * done / total)))
+
+        stats = await loop.run_in_executor(None, index.build, report, None)
+        if progress:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="Workspace indexed"))
+        log.info("workspace index: %s", stats)
+
     def client_supports_progress(self) -> bool:
         """Whether the client accepts server-initiated $/progress."""
         capabilities = self.client_capabilities
@@ -117,4 +174,5 @@ def create_server() -> CodeassistServer:
 
     for module in (lifecycle, documents, inline_completion, completion):
         module.register(server)
+    server.diagnostics = DiagnosticsPublisher(server)
     return server

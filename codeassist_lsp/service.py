@@ -6,6 +6,7 @@ document + cursor -> gate -> context -> prompt tokens -> model worker -> shaped 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -13,7 +14,7 @@ from concurrent.futures import Future
 import attrs
 
 from codeassist_lsp.config import Settings
-from codeassist_lsp.context.assembler import AssembledContext, assemble_context
+from codeassist_lsp.context.assembler import AssembledContext, ContextAssembler, Snippet, assemble_context
 from codeassist_lsp.context.gating import Gate, decide_mode
 from codeassist_lsp.context.languages import Language, language_for
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
@@ -21,12 +22,15 @@ from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_sugge
 from codeassist_lsp.engine.prompts import completion_prompt
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
+from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
 
 log = logging.getLogger(__name__)
 
 # When the code before the cursor outgrows the budget, the window start jumps ahead by this share
 # of the budget, so that it stays put (and the KV cache stays valid) for many keystrokes after.
 WINDOW_HEADROOM = 0.25
+# Share of the prompt budget for related definitions and open-file snippets.
+SNIPPET_SHARE = 0.4
 
 
 @attrs.define
@@ -39,6 +43,9 @@ class Suggestion:
     result: GenerationResult | None = None
     timings: dict[str, float] = attrs.Factory(dict)
     context: AssembledContext | None = None
+    verdict: Verdict | None = None
+    raw_text: str = ""
+    """The shaped model text before verification cut or withheld it."""
 
 
 @attrs.define
@@ -53,6 +60,15 @@ class PreparedCompletion:
     line_after: str = ""
     following: str = ""
     prepare_ms: float = 0.0
+    path: str = ""
+    document: str = ""
+
+
+def _warm_up_verifier() -> None:
+    try:
+        verify_suggestion("import os\n", 10, "x = 1", language=language_for("python"), mode="inline")
+    except Exception:  # warm-up is an optimisation only
+        log.debug("verifier warm-up failed", exc_info=True)
 
 
 def make_backend(settings: Settings) -> DecodeBackend:
@@ -73,10 +89,19 @@ class CompletionService:
     """Owns the model worker and turns (text, cursor) into suggestions."""
 
     def __init__(self, settings: Settings,
-                 backend_factory: Callable[[], DecodeBackend] | None = None) -> None:
+                 backend_factory: Callable[[], DecodeBackend] | None = None,
+                 assembler: ContextAssembler | None = None,
+                 policy: SecurityPolicy | None = None) -> None:
         self.settings = settings
         self.worker = ModelWorker(backend_factory or (lambda: make_backend(settings)))
+        self.assembler = assembler
+        self.policy = policy or SecurityPolicy()
         self._window_starts: dict[str, int] = {}
+        # Related snippets per document, refreshed only off the keystroke path (prewarm, one-shot):
+        # a changed prompt head would make the model re-read the whole window.
+        self._pinned_snippets: dict[str, tuple[Snippet, ...]] = {}
+        # Import bandit and compile the rule pack now, not on the first keystroke.
+        threading.Thread(target=_warm_up_verifier, name="codeassist-verify-warmup", daemon=True).start()
 
     # -- model state ----------------------------------------------------------------------
 
@@ -122,31 +147,57 @@ class CompletionService:
         self._window_starts[key] = start
         return start
 
+    def related_snippets(self, text: str, offset: int, *, path: str, language_id: str | None,
+                         budget: int, version: int | None = None) -> tuple[Snippet, ...]:
+        """Definitions and open-file regions relevant at the cursor (the slower part of context)."""
+        backend = self.backend
+        language = language_for(language_id, path)
+        if self.assembler is None or backend is None or language is None or budget <= 0:
+            return ()
+        # The assembler spends its immediate share on text we already show; ask for the rest.
+        context = self.assembler.assemble(text, offset, path=path, language=language,
+                                          budget_tokens=int(budget / (1 - self.assembler.immediate_share)),
+                                          count_tokens=backend.count_tokens, version=version)
+        return context.snippets
+
+    def forget(self, path: str) -> None:
+        """Drop per-document state when a document closes."""
+        self._pinned_snippets.pop(path, None)
+        self._window_starts.pop(path, None)
+
     def prepare(self, text: str, offset: int, *, path: str, language_id: str | None,
-                kind: str = "completion") -> PreparedCompletion:
+                kind: str = "completion", refresh_context: bool = False,
+                version: int | None = None) -> PreparedCompletion:
         """Gate, assemble and tokenise; no model work. `offset` is a str index into text."""
         started = time.perf_counter()
         backend = self.wait_until_loaded(0) if self.worker.loaded.is_set() else None
         if backend is None:
             raise ModelNotAvailable("The model is still loading.")
         language = language_for(language_id, path)
-        gate = decide_mode(text, offset, language) if kind == "completion" else Gate("line")
+        gate = decide_mode(text, offset, language)
         before_line_start = text.rfind("\n", 0, offset) + 1
         line_end = text.find("\n", offset)
         prepared = PreparedCompletion(
             gate=gate, offset=offset, line_before=text[before_line_start:offset],
             line_after=text[offset:] if line_end < 0 else text[offset:line_end],
             following="" if line_end < 0 else text[line_end + 1:line_end + 400],
+            path=path, document=text,
         )
         if gate.mode == "none" and kind == "completion":
             prepared.prepare_ms = (time.perf_counter() - started) * 1000
             return prepared
         options = self.settings.completion
         budget = options.context_tokens
-        window_start = self._sticky_window(path, text, offset, int(budget * 0.7), backend.count_tokens)
+        snippets = self._pinned_snippets.get(path, ())
+        if refresh_context:
+            snippets = self.related_snippets(text, offset, path=path, language_id=language_id,
+                                             budget=int(budget * SNIPPET_SHARE), version=version)
+        immediate_budget = budget - sum(backend.count_tokens(s.text) + 8 for s in snippets)
+        window_start = self._sticky_window(path, text, offset, int(immediate_budget * 0.7),
+                                           backend.count_tokens)
         context = assemble_context(text[window_start:], offset - window_start, path=path,
-                                   language=language, budget_tokens=budget,
-                                   count_tokens=backend.count_tokens)
+                                   language=language, budget_tokens=immediate_budget,
+                                   count_tokens=backend.count_tokens, snippets=snippets)
         block = gate.mode == "block"
         max_tokens = options.max_block_tokens if block else options.max_tokens
         stop_check = block_stop(gate.indent, options.max_block_lines) if block else line_stop
@@ -170,32 +221,52 @@ class CompletionService:
         return self.worker.submit(prepared.request)
 
     def finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
-        """Shape the model's text into the suggestion the user sees."""
+        """Shape the model's text and verify it; what fails verification is never shown."""
         started = time.perf_counter()
-        text = ""
+        raw = ""
         if result is not None:
-            text = shape_suggestion(result.text, prepared.gate, line_before=prepared.line_before,
-                                    line_after=prepared.line_after, following=prepared.following)
+            raw = shape_suggestion(result.text, prepared.gate, line_before=prepared.line_before,
+                                   line_after=prepared.line_after, following=prepared.following)
+        verdict = None
+        text = raw
+        if raw:
+            language = prepared.context.language if prepared.context else None
+            verdict = verify_suggestion(prepared.document, prepared.offset, raw, language=language,
+                                        mode="inline", policy=self.policy)
+            text = verdict.text if verdict.text.strip() else ""
         timings = {"prepare_ms": round(prepared.prepare_ms, 2)}
         if result is not None:
             timings.update(queue_ms=round(result.queue_ms, 2), prompt_ms=round(result.prompt_ms, 2),
                            generate_ms=round(result.generate_ms, 2))
+        timings["verify_ms"] = round(verdict.elapsed_ms, 2) if verdict else 0.0
         timings["postprocess_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
-                          timings=timings, context=prepared.context)
+                          timings=timings, context=prepared.context, verdict=verdict, raw_text=raw)
 
     def complete(self, text: str, offset: int, *, path: str, language_id: str | None = None) -> Suggestion:
-        """The whole pipeline, blocking (the one-shot CLI and benchmarks)."""
+        """The whole pipeline with fresh context, blocking (the one-shot CLI and benchmarks)."""
         self.wait_until_loaded()
-        prepared = self.prepare(text, offset, path=path, language_id=language_id)
+        prepared = self.prepare(text, offset, path=path, language_id=language_id, refresh_context=True)
         job = self.submit(prepared)
         result = job.future.result() if job is not None else None
         return self.finish(prepared, result)
 
-    def prewarm(self, text: str, offset: int, *, path: str, language_id: str | None = None) -> Future | None:
-        """Evaluate the prompt for this cursor ahead of time so the next request pays only the tail."""
+    def prewarm(self, text: str, offset: int, *, path: str, language_id: str | None = None,
+                version: int | None = None) -> Future | None:
+        """Refresh related context and evaluate the prompt now, so the next keystroke pays only the tail."""
         if not self.settings.completion.prewarm or not self.worker.loaded.is_set() or self.backend is None:
             return None
-        prepared = self.prepare(text, offset, path=path, language_id=language_id, kind="prewarm")
+        prepared = self.prepare(text, offset, path=path, language_id=language_id, kind="prewarm",
+                                refresh_context=True, version=version)
         job = self.submit(prepared)
-        return job.future if job is not None else None
+        if job is None:
+            return None
+        snippets = prepared.context.snippets if prepared.context else ()
+
+        def pin(future: Future) -> None:
+            # Only a fully evaluated prompt becomes the keystroke path's prompt head.
+            if not future.cancelled() and future.exception() is None:
+                self._pinned_snippets[path] = snippets
+
+        job.future.add_done_callback(pin)
+        return job.future

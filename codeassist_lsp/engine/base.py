@@ -37,6 +37,8 @@ class GenerationRequest:
     sampling: Sampling = Sampling()
     not_before: float = 0.0
     """time.monotonic() before which generation does not start (debounce; prompt eval may)."""
+    want_logprobs: bool = False
+    """Record each generated token's log-probability (for best-of-N scoring; costs ~1 ms/token)."""
 
 
 @attrs.define
@@ -52,6 +54,12 @@ class GenerationResult:
     queue_ms: float = 0.0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    token_logprobs: list[float] = attrs.Factory(list)
+
+    @property
+    def mean_logprob(self) -> float:
+        """Mean log-probability of the generated tokens (0.0 when not recorded)."""
+        return sum(self.token_logprobs) / len(self.token_logprobs) if self.token_logprobs else 0.0
 
 
 class CancelFlag:
@@ -63,7 +71,9 @@ class CancelFlag:
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Ask the running work to stop at its next token."""
-        self.reason = self.reason or reason
+        # A real cancellation outranks a scheduling preemption (which would re-run the work).
+        if not self.reason or self.reason == "preempted":
+            self.reason = reason
         self._event.set()
 
     @property

@@ -270,6 +270,8 @@ class LlamaBackend:
             if cancel.is_set:
                 return "cancelled"
             token = lib.llama_sampler_sample(sampler, self._ctx, -1)
+            if request.want_logprobs:
+                result.token_logprobs.append(self._logprob(token))
             if lib.llama_vocab_is_eog(self._vocab, token):
                 return "eog"
             result.generated_tokens += 1
@@ -287,6 +289,15 @@ class LlamaBackend:
                 return "length"
             self._decode([token])
         return "length"
+
+    def _logprob(self, token: int) -> float:
+        """log softmax of the last logits at `token` (numpy over the vocabulary)."""
+        import numpy as np
+
+        pointer = self._lib.llama_get_logits_ith(self._ctx, -1)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+        peak = float(logits.max())
+        return float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
 
     def close(self) -> None:
         """Free the context, samplers and model."""

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from codeassist_lsp.context.assembler import AssembledContext
+from codeassist_lsp.context.assembler import AssembledContext, render_snippet
 from codeassist_lsp.engine.base import DecodeBackend
 
 
-def _comment(context: AssembledContext, text: str) -> str:
+def _path_comment(context: AssembledContext) -> str:
     language = context.language
-    if language is not None and language.line_comment:
-        return f"{language.line_comment} {text}\n"
-    if language is not None and language.block_comment:
-        start, end = language.block_comment
-        return f"{start} {text} {end}\n"
+    if not context.path or language is None:
+        return ""
+    if language.line_comment:
+        return f"{language.line_comment} file: {context.path}\n"
+    if language.block_comment:
+        return f"{language.block_comment[0]} file: {context.path} {language.block_comment[1]}\n"
     return ""
 
 
 def render_header(context: AssembledContext) -> str:
     """The text ahead of the code: related snippets, each under a path comment, then the file's path.
 
-    Snippets come first and stay put while the user types on one line, so the KV cache keeps them.
+    Snippets come first and change only when the service refreshes them, so the KV cache keeps them.
     """
-    parts = []
-    for snippet in context.snippets:
-        parts.append(_comment(context, f"{snippet.kind} from {snippet.path}"))
-        parts.append(snippet.text.rstrip("\n") + "\n\n")
-    if context.path:
-        parts.append(_comment(context, f"file: {context.path}"))
-    return "".join(parts)
+    snippets = "".join(render_snippet(s, context.language) + "\n" for s in context.snippets)
+    return snippets + _path_comment(context)
 
 
 def completion_prompt(backend: DecodeBackend, context: AssembledContext) -> list[int]:

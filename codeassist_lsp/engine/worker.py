@@ -29,6 +29,7 @@ class Job:
         self.cancel_flag = CancelFlag()
         self.future: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
         self.submitted = time.monotonic()
+        self.preemptions = 0
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop this job at its next token (or before it starts)."""
@@ -70,6 +71,10 @@ class ModelWorker:
                 return job
             if request.kind == "completion":
                 self._supersede_locked(("completion", "prewarm"))
+                running = self._running
+                if running is not None and running.request.kind == "generation":
+                    # Typing never waits for a docstring: stop it now, run it again afterwards.
+                    running.cancel("preempted")
             elif request.kind == "prewarm":
                 if any(j.request.kind == "completion" for j in self._pending) or (
                     self._running is not None and self._running.request.kind == "completion"
@@ -89,6 +94,15 @@ class ModelWorker:
             self._pending.remove(old)
             old.cancel("superseded")
             old.fail(Cancelled("superseded by a newer request"))
+
+    def _requeue(self, job: Job) -> None:
+        """Put a preempted generation back in the queue with a fresh cancel flag (same future)."""
+        job.cancel_flag = CancelFlag()
+        job.preemptions += 1
+        with self._lock:
+            self._running = None
+            self._pending.append(job)
+            self._lock.notify()
 
     def _next_job(self) -> Job | None:
         with self._lock:
@@ -110,7 +124,7 @@ class ModelWorker:
         finally:
             self.loaded.set()
         while (job := self._next_job()) is not None:
-            if not job.future.set_running_or_notify_cancel():
+            if job.preemptions == 0 and not job.future.set_running_or_notify_cancel():
                 with self._lock:  # the caller gave up before the job started
                     self._running = None
                 continue
@@ -123,6 +137,9 @@ class ModelWorker:
                 result = self.backend.run(job.request, job.cancel_flag)
                 result.queue_ms = (started - job.submitted) * 1000
                 if result.finish_reason == "cancelled":
+                    if job.cancel_flag.reason == "preempted":
+                        self._requeue(job)
+                        continue
                     raise Cancelled(job.cancel_flag.reason or "cancelled")
                 job.future.set_result(result)
             except BaseException as error:

@@ -1,4 +1,4 @@
-"""Document sync hooks: evaluate the prompt ahead of time when a file opens or typing pauses."""
+"""Document sync hooks: keep syntax trees current, prewarm the prompt, index and scan on save."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from codeassist_lsp.errors import CodeassistError
 
@@ -15,11 +16,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Typing pause after which the prompt at the cursor is evaluated in the background.
+# Typing pause after which context is refreshed and the prompt at the cursor evaluated.
 PREWARM_IDLE_SECONDS = 0.3
 
 
 def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None) -> None:
+    server.prewarm_tasks.pop(uri, None)
     service = server.service
     if service is None or not server.settings.completion.prewarm:
         return
@@ -27,14 +29,16 @@ def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None
         document = server.workspace.get_text_document(uri)
         text = document.source
         offset = len(text) if position is None else min(document.offset_at_position(position), len(text))
-        future = service.prewarm(text, offset, path=document.path, language_id=document.language_id)
+        future = service.prewarm(text, offset, path=document.path, language_id=document.language_id,
+                                 version=document.version)
         if future is not None:
-            future.add_done_callback(lambda f: f.exception())  # a superseded prewarm is fine
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # superseded is fine
     except CodeassistError as error:
         log.debug("prewarm skipped: %s", error.message)
 
 
-def _schedule(server: CodeassistServer, uri: str, position: types.Position | None, delay: float) -> None:
+def _schedule_prewarm(server: CodeassistServer, uri: str, position: types.Position | None,
+                      delay: float) -> None:
     previous = server.prewarm_tasks.pop(uri, None)
     if previous is not None:
         previous.cancel()
@@ -55,21 +59,59 @@ def _end_of_change(server: CodeassistServer,
     return types.Position(line=start.line + len(lines) - 1, character=units)
 
 
+def _scan(server: CodeassistServer, uri: str) -> None:
+    if server.settings.security.diagnostics and server.diagnostics is not None:
+        server.diagnostics.schedule(uri)
+
+
 def register(server: CodeassistServer) -> None:
-    """Prewarm on open and after a typing pause; forget state on close."""
+    """didOpen / didChange / didSave / didClose / didChangeWatchedFiles."""
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(params: types.DidOpenTextDocumentParams) -> None:
-        _schedule(server, params.text_document.uri, None, 0.0)
+        item = params.text_document
+        server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
+        _schedule_prewarm(server, item.uri, None, 0.0)
+        _scan(server, item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        document = server.workspace.get_text_document(uri)
+        # pygls already applied the edits in the negotiated encoding; the tree follows the text.
+        server.documents.update(document.path, document.source, document.version)
         if params.content_changes:
             position = _end_of_change(server, params.content_changes[-1])
-            _schedule(server, params.text_document.uri, position, PREWARM_IDLE_SECONDS)
+            _schedule_prewarm(server, uri, position, PREWARM_IDLE_SECONDS)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    async def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if server.index is not None:
+            path = to_fs_path(uri)
+            if path:
+                await asyncio.get_running_loop().run_in_executor(None, server.index.update_file, path)
+        _scan(server, uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     async def did_close(params: types.DidCloseTextDocumentParams) -> None:
-        handle = server.prewarm_tasks.pop(params.text_document.uri, None)
+        uri = params.text_document.uri
+        handle = server.prewarm_tasks.pop(uri, None)
         if handle is not None:
             handle.cancel()
+        path = to_fs_path(uri) or uri
+        server.documents.close(path)
+        if server.service is not None:
+            server.service.forget(path)
+        if server.diagnostics is not None:
+            server.diagnostics.forget(uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
+        if server.index is None:
+            return
+        loop = asyncio.get_running_loop()
+        for change in params.changes:
+            path = to_fs_path(change.uri)
+            if path:
+                await loop.run_in_executor(None, server.index.update_file, path)

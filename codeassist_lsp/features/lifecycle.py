@@ -6,8 +6,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from codeassist_lsp.config import settings_to_wire
+from codeassist_lsp.verify import stats as verification_stats
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -28,7 +30,15 @@ def status_report(server: CodeassistServer) -> dict[str, Any]:
                   "error": getattr(error, "message", str(error)) if error else None},
         "settings": settings_to_wire(server.settings),
         "stats": dict(server.stats),
+        "verification": verification_stats(),
+        "index": None if server.index is None else {"ready": server.index.ready, "root": str(server.index.root)},
     }
+
+
+def _workspace_root(params: types.InitializeParams) -> str | None:
+    """The first workspace folder (or the legacy rootUri) as a file path."""
+    uri = params.workspace_folders[0].uri if params.workspace_folders else params.root_uri
+    return to_fs_path(uri) if uri else params.root_path
 
 
 def register(server: CodeassistServer) -> None:
@@ -37,10 +47,12 @@ def register(server: CodeassistServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
         server.apply_settings(params.initialization_options)
+        server.open_workspace(_workspace_root(params))
 
     @server.feature(types.INITIALIZED)
     async def initialized(_params: types.InitializedParams) -> None:
         asyncio.ensure_future(server.watch_model_load())
+        asyncio.ensure_future(server.watch_indexing())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:

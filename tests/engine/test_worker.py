@@ -72,7 +72,7 @@ def test_prewarm_is_skipped_while_a_completion_waits(worker: ModelWorker) -> Non
     release = threading.Event()
     blocker = worker.submit(_completion(worker, "a = 1\n", 2, stop_check=lambda _t: release.wait(10) and None))
     prewarm = worker.submit(_completion(worker, "b = 2\n", 0, kind="prewarm"))
-    # A prewarm queued behind a running completion is not refused, but a newer completion drops it.
+    # A prewarm is refused while a completion runs; the newer completion supersedes the running one.
     completion = worker.submit(_completion(worker, "c = ", 2))
     release.set()
     with pytest.raises(Cancelled):
@@ -80,3 +80,34 @@ def test_prewarm_is_skipped_while_a_completion_waits(worker: ModelWorker) -> Non
     completion.future.result(30)
     with pytest.raises(Cancelled):
         blocker.future.result(30)
+
+
+def test_completion_preempts_a_generation_which_then_runs_again(worker: ModelWorker) -> None:
+    started = threading.Event()
+
+    def note_start(_text: str) -> None:
+        started.set()
+        return None
+
+    generation = worker.submit(_completion(worker, "def parse_config(path):\n", 40, kind="generation",
+                                           stop_check=note_start, want_logprobs=True))
+    assert started.wait(30)
+    completion = worker.submit(_completion(worker, "total = ", 4))
+    assert completion.future.result(30).generated_tokens >= 1
+    result = generation.future.result(60)  # restarted after the completion, not lost
+    assert generation.preemptions == 1
+    assert result.generated_tokens > 0
+    assert len(result.token_logprobs) == result.generated_tokens + (result.finish_reason == "eog")
+    assert all(lp <= 0.0 for lp in result.token_logprobs)
+
+
+def test_cancelling_a_preempted_generation_really_cancels_it(worker: ModelWorker) -> None:
+    started = threading.Event()
+    generation = worker.submit(_completion(worker, "class Cache:\n", 60, kind="generation",
+                                           stop_check=lambda _t: started.set() or None))
+    assert started.wait(30)
+    completion = worker.submit(_completion(worker, "name = ", 30))
+    generation.cancel("user cancelled")
+    completion.future.result(30)
+    with pytest.raises(Cancelled):
+        generation.future.result(30)
