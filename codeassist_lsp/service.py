@@ -23,6 +23,7 @@ from codeassist_lsp.engine.prompts import completion_prompt
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
+from codeassist_lsp.verify import reset_stats as reset_verification_stats
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class PreparedCompletion:
 def _warm_up_verifier() -> None:
     try:
         verify_suggestion("import os\n", 10, "x = 1", language=language_for("python"), mode="inline")
+        reset_verification_stats()  # the warm-up is not a suggestion
     except Exception:  # warm-up is an optimisation only
         log.debug("verifier warm-up failed", exc_info=True)
 
