@@ -1,7 +1,7 @@
 // Activation: output channels, status bar, commands, and the language client (see server.ts).
 import * as vscode from 'vscode';
 import { ServerManager } from './server';
-import { affectsServer, needsRestart, SECTION } from './settings';
+import { affectsServer, needsRestart, SECTION, serverKeys } from './settings';
 import { StatusItem } from './status';
 
 let manager: ServerManager | undefined;
@@ -10,7 +10,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const output = vscode.window.createOutputChannel('codeassist', { log: true });
     const traceOutput = vscode.window.createOutputChannel('codeassist Trace', { log: true });
     const status = new StatusItem();
-    manager = new ServerManager(output, traceOutput, status);
+    manager = new ServerManager(output, traceOutput, status, serverKeys(context.extension.packageJSON));
     const servers = manager;
 
     context.subscriptions.push(

@@ -74,6 +74,8 @@ export class ServerManager implements vscode.Disposable {
         private readonly output: vscode.LogOutputChannel,
         private readonly traceOutput: vscode.LogOutputChannel,
         readonly status: StatusItem,
+        /** The server's setting keys (settings.ts `serverKeys`). */
+        private readonly settingKeys: readonly string[],
     ) {}
 
     /** Start the server (stopping the one running); errors end up in the status bar and a message. */
@@ -105,7 +107,7 @@ export class ServerManager implements vscode.Disposable {
         };
         const clientOptions: LanguageClientOptions = {
             documentSelector: DOCUMENT_SELECTOR,
-            initializationOptions: serverSettings(),
+            initializationOptions: serverSettings(this.settingKeys),
             outputChannel: this.output,
             traceOutputChannel: this.traceOutput,
             // Changes are pushed by `pushSettings` (only the server's keys: it rejects unknown ones).
@@ -213,7 +215,7 @@ export class ServerManager implements vscode.Disposable {
     async pushSettings(): Promise<void> {
         const client = this.client;
         if (client?.state === State.Running) {
-            await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: serverSettings() } });
+            await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: serverSettings(this.settingKeys) } });
             await this.refreshStatus();
         }
     }

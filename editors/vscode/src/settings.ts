@@ -13,36 +13,14 @@ export interface ServerLaunch {
     origin: string;
 }
 
-/** The server's settings as it reads them (codeassist_lsp/config.py). */
-export interface ServerSettings {
-    engine: string;
-    model: {
-        name: string;
-        path: string | null;
-        contextSize: number;
-        threads: number;
-        gpuLayers: number;
-        batchSize: number;
-    };
-    completion: {
-        enabled: boolean;
-        debounceMs: number;
-        maxTokens: number;
-        maxBlockTokens: number;
-        maxBlockLines: number;
-        contextTokens: number;
-        prewarm: boolean;
-        disabledLanguages: string[];
-    };
-    context: {
-        indexWorkspace: boolean;
-        exclude: string[];
-    };
-    security: {
-        enabled: boolean;
-        onHighSeverity: string;
-        diagnostics: boolean;
-    };
+/** Settings only the extension reads (how to start the server); never sent to the server. */
+const CLIENT_ONLY = /^codeassist\.(server|trace)\./;
+
+/** The server's setting keys (e.g. `model.path`), from the extension's contributed configuration. */
+export function serverKeys(packageJSON: { contributes?: { configuration?: { properties?: Record<string, unknown> } } }): string[] {
+    return Object.keys(packageJSON.contributes?.configuration?.properties ?? {})
+        .filter((key) => key.startsWith(`${SECTION}.`) && !CLIENT_ONLY.test(key))
+        .map((key) => key.slice(SECTION.length + 1));
 }
 
 /** The command that starts the server: an explicit command, an interpreter, or codeassist-lsp on PATH. */
@@ -59,39 +37,28 @@ export function serverLaunch(config = vscode.workspace.getConfiguration(SECTION)
     return { command: 'codeassist-lsp', args: [...verbosity], origin: 'the default (codeassist-lsp on PATH)' };
 }
 
-/** The server's settings from the VS Code configuration (for a resource, when given). */
-export function serverSettings(scope?: vscode.ConfigurationScope): ServerSettings {
-    const c = vscode.workspace.getConfiguration(SECTION, scope);
-    return {
-        engine: c.get('engine', 'llama'),
-        model: {
-            name: c.get('model.name', 'gemma-3-270m'),
-            path: c.get<string>('model.path', '').trim() || null,
-            contextSize: c.get('model.contextSize', 4096),
-            threads: c.get('model.threads', 0),
-            gpuLayers: c.get('model.gpuLayers', -1),
-            batchSize: c.get('model.batchSize', 512),
-        },
-        completion: {
-            enabled: c.get('completion.enabled', true),
-            debounceMs: c.get('completion.debounceMs', 40),
-            maxTokens: c.get('completion.maxTokens', 24),
-            maxBlockTokens: c.get('completion.maxBlockTokens', 96),
-            maxBlockLines: c.get('completion.maxBlockLines', 8),
-            contextTokens: c.get('completion.contextTokens', 1536),
-            prewarm: c.get('completion.prewarm', true),
-            disabledLanguages: c.get('completion.disabledLanguages', []),
-        },
-        context: {
-            indexWorkspace: c.get('context.indexWorkspace', true),
-            exclude: c.get('context.exclude', []),
-        },
-        security: {
-            enabled: c.get('security.enabled', true),
-            onHighSeverity: c.get('security.onHighSeverity', 'withhold'),
-            diagnostics: c.get('security.diagnostics', true),
-        },
-    };
+/**
+ * The server's settings (camelCase, nested like codeassist_lsp/config.py) with only the values the
+ * user set: the server fills in its own defaults, and a setting a user never touched cannot make an
+ * older server reject the whole object (it refuses unknown keys).
+ */
+export function serverSettings(keys: readonly string[], scope?: vscode.ConfigurationScope): Record<string, unknown> {
+    const config = vscode.workspace.getConfiguration(SECTION, scope);
+    const settings: Record<string, unknown> = {};
+    for (const key of keys) {
+        const inspected = config.inspect(key);
+        const value = inspected?.workspaceFolderValue ?? inspected?.workspaceValue ?? inspected?.globalValue;
+        if (value === undefined || value === '') {
+            continue;  // "" is how a user clears a path setting: the server's default is null
+        }
+        const parts = key.split('.');
+        let node = settings;
+        for (const part of parts.slice(0, -1)) {
+            node = (node[part] ??= {}) as Record<string, unknown>;
+        }
+        node[parts[parts.length - 1]] = value;
+    }
+    return settings;
 }
 
 /** Whether a configuration change needs the server process restarted (not just new settings). */
@@ -102,6 +69,6 @@ export function needsRestart(event: vscode.ConfigurationChangeEvent): boolean {
 
 /** Whether a configuration change touches what the server is told. */
 export function affectsServer(event: vscode.ConfigurationChangeEvent): boolean {
-    return ['engine', 'model', 'completion', 'context', 'security']
-        .some((key) => event.affectsConfiguration(`${SECTION}.${key}`));
+    return event.affectsConfiguration(SECTION) && !needsRestart(event) &&
+        !event.affectsConfiguration(`${SECTION}.trace`);
 }

@@ -1,0 +1,33 @@
+-- codeassist: local-first AI code completion over LSP (https://github.com/neovim/nvim-lspconfig shape).
+--
+-- Neovim 0.11+: put this folder on 'runtimepath' (or copy this file to ~/.config/nvim/lsp/), then
+--   vim.lsp.enable('codeassist')
+-- Override anything with vim.lsp.config('codeassist', { cmd = {...}, init_options = {...} }).
+-- init_options are the server's settings (camelCase), e.g.
+--   { model = { path = '/models/x.gguf', gpuLayers = 0 }, completion = { maxTokens = 32 } }.
+
+---@type vim.lsp.Config
+return {
+  cmd = { 'codeassist-lsp' },
+  filetypes = {
+    'bash', 'sh', 'c', 'cpp', 'cs', 'css', 'elixir', 'go', 'haskell', 'html', 'java', 'javascript',
+    'javascriptreact', 'julia', 'kotlin', 'lua', 'ocaml', 'php', 'python', 'r', 'ruby', 'rust',
+    'scala', 'sql', 'typescript', 'typescriptreact',
+  },
+  root_markers = { '.git', 'pyproject.toml', 'package.json', 'Cargo.toml', 'go.mod', 'Makefile' },
+  -- The server's typed settings; everything left out keeps the server's default.
+  init_options = {},
+  on_attach = function(client, bufnr)
+    -- :LspCodeassistStatus prints the model state and counters (workspace/executeCommand).
+    vim.api.nvim_buf_create_user_command(bufnr, 'LspCodeassistStatus', function()
+      client:request('workspace/executeCommand', { command = 'codeassist.status', arguments = {} },
+        function(err, result)
+          if err then
+            vim.notify('codeassist.status: ' .. err.message, vim.log.levels.ERROR)
+          else
+            vim.notify(vim.inspect(result), vim.log.levels.INFO)
+          end
+        end, bufnr)
+    end, { desc = 'codeassist: model state, settings and stats' })
+  end,
+}

@@ -1,0 +1,173 @@
+-- Drives headless Neovim 0.11 through the user's path: editors/neovim/lsp/codeassist.lua enabled with
+-- vim.lsp.enable, then the real <C-x><C-o> omnifunc popup accepted with <C-y>; hover and a code action
+-- when the server advertises them. Results go to $CODEASSIST_RESULT as JSON; the test judges them.
+-- Run as: nvim --headless --clean -u NONE -c 'luafile nvim_driver.lua' (insert-mode keys need the main loop).
+local env = vim.env
+local out = { steps = {} }
+local buf, client
+
+local function finish()
+  local file = assert(io.open(env.CODEASSIST_RESULT, 'w'))
+  file:write(vim.json.encode(out))
+  file:close()
+  vim.cmd('qall!')
+end
+
+local function fail(message)
+  out.error = message
+  finish()
+end
+
+local function step(name)
+  table.insert(out.steps, name)
+end
+
+--- Call `check` every 100 ms until it returns a value, then `next` with it; fail after `timeout_ms`.
+local function poll(what, timeout_ms, check, next)
+  local deadline = vim.uv.now() + timeout_ms
+  local function tick()
+    local ok, value = pcall(check)
+    if not ok then
+      return fail(what .. ': ' .. tostring(value))
+    end
+    if value then
+      local done, err = pcall(next, value)
+      if not done then
+        fail(what .. ' (after): ' .. tostring(err))
+      end
+      return
+    end
+    if vim.uv.now() > deadline then
+      return fail('timed out after ' .. timeout_ms .. ' ms: ' .. what)
+    end
+    vim.defer_fn(tick, 100)
+  end
+  vim.defer_fn(tick, 0)
+end
+
+local function feed(keys)
+  vim.api.nvim_feedkeys(vim.keycode(keys), 'n', false)
+end
+
+local function code_action()
+  if not out.capabilities.codeAction then
+    return finish()
+  end
+  step('codeAction')
+  local before = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  local params = {
+    textDocument = vim.lsp.util.make_text_document_params(buf),
+    range = { start = { line = 0, character = 0 }, ['end'] = { line = 1, character = #before[2] } },
+    context = { diagnostics = {}, triggerKind = 1 },
+  }
+  local response = client:request_sync('textDocument/codeAction', params, 10000, buf)
+  if not response or response.err then
+    return fail('codeAction: ' .. vim.inspect(response))
+  end
+  local actions = response.result or {}
+  out.codeActions = vim.tbl_map(function(a) return a.title end, actions)
+  -- Prefer an action that edits the function; any action with an edit (or one to resolve) will do.
+  table.sort(actions, function(a, b)
+    return (a.title:lower():find('docstring') and 0 or 1) < (b.title:lower():find('docstring') and 0 or 1)
+  end)
+  for _, action in ipairs(actions) do
+    if not action.edit and action.data ~= nil and client:supports_method('codeAction/resolve') then
+      local resolved = client:request_sync('codeAction/resolve', action, 180000, buf)
+      if resolved and resolved.result then
+        action = resolved.result
+      end
+    end
+    if action.edit then
+      out.appliedAction = action.title
+      vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding)
+      break
+    elseif action.command then
+      out.appliedAction = action.title
+      client:exec_cmd(action.command, { bufnr = buf })
+      vim.wait(60000, function()
+        return not vim.deep_equal(before, vim.api.nvim_buf_get_lines(buf, 0, -1, false))
+      end, 100)
+      break
+    end
+  end
+  out.afterAction = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  finish()
+end
+
+local function hover()
+  if not out.capabilities.hover then
+    return code_action()
+  end
+  step('hover')
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  params.position = { line = 0, character = 5 } -- on `add`
+  local response = client:request_sync('textDocument/hover', params, 120000, buf)
+  out.hover = response and (response.err and { error = response.err } or response.result) or vim.NIL
+  code_action()
+end
+
+local function complete(attempt)
+  step('omnifunc attempt ' .. attempt)
+  -- Cursor at the end of `    return ` (the file keeps the trailing space), then the omnifunc popup.
+  vim.api.nvim_win_set_cursor(0, { 2, #out.before })
+  feed(attempt == 1 and 'A<C-x><C-o>' or '<C-x><C-o>')
+  poll('omnifunc items', 30000, function()
+    local info = vim.fn.complete_info({ 'items', 'mode' })
+    if #info.items > 0 then
+      return info
+    end
+  end, function(info)
+    out.items = vim.tbl_map(function(item) return item.word end, info.items)
+    out.mode = info.mode
+    step('accept')
+    feed('<C-y><Esc>')
+    poll('back in normal mode', 5000, function() return vim.fn.mode() == 'n' end, function()
+      out.after = vim.api.nvim_buf_get_lines(buf, 1, 2, false)[1]
+      hover()
+    end)
+  end)
+end
+
+local function wait_for_model()
+  step('wait for model')
+  poll('model ready (codeassist.status)', 120000, function()
+    local response = client:request_sync('workspace/executeCommand',
+      { command = 'codeassist.status', arguments = {} }, 5000, buf)
+    local state = response and response.result and response.result.model.state
+    if state == 'error' then
+      error('model failed to load: ' .. vim.inspect(response.result.model))
+    end
+    return state == 'ready' and response.result
+  end, function(status)
+    out.model = status.model
+    out.before = vim.api.nvim_buf_get_lines(buf, 1, 2, false)[1]
+    complete(1)
+  end)
+end
+
+-- The user's setup: the config file on 'runtimepath', only the command overridden (this venv).
+vim.cmd('filetype on')
+vim.opt.runtimepath:prepend(env.CODEASSIST_NVIM_CONFIG)
+vim.lsp.config('codeassist', {
+  cmd = { env.CODEASSIST_LSP, '-vv', '--log-file', env.CODEASSIST_SERVER_LOG },
+})
+vim.lsp.enable('codeassist')
+vim.cmd.edit(vim.fn.fnameescape(env.CODEASSIST_SAMPLE))
+buf = vim.api.nvim_get_current_buf()
+step('attach')
+poll('client attached', 30000, function()
+  local found = vim.lsp.get_clients({ bufnr = buf, name = 'codeassist' })[1]
+  return found and found.initialized and found
+end, function(found)
+  client = found
+  local caps = client.server_capabilities
+  out.attached = { name = client.name, root = client.root_dir, filetype = vim.bo[buf].filetype }
+  out.omnifunc = vim.bo[buf].omnifunc
+  out.capabilities = {
+    completion = caps.completionProvider ~= nil,
+    inlineCompletion = caps.inlineCompletionProvider ~= nil,
+    hover = caps.hoverProvider ~= nil and caps.hoverProvider ~= false,
+    codeAction = caps.codeActionProvider ~= nil and caps.codeActionProvider ~= false,
+  }
+  wait_for_model()
+end)
