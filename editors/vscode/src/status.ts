@@ -40,6 +40,8 @@ export class StatusItem implements vscode.Disposable {
         this.item.text = text;
         this.item.tooltip = tooltip;
         this.item.backgroundColor = undefined;
+        // "codeassist ready", "codeassist loading", ...: for screen readers (and the end-to-end test).
+        this.item.accessibilityInformation = { label: `codeassist ${state}: ${tooltip}` };
     }
 
     dispose(): void {

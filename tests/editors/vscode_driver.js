@@ -1,0 +1,97 @@
+// Drives VS Code (code-server in headless Chromium) like a person: open the sample file, wait for
+// the extension's status bar item to say the model is ready, type, see the model's ghost text,
+// accept it with Tab, save. Screenshots and a JSON report go to $CODEASSIST_ARTIFACTS.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require(path.join(process.env.CODEASSIST_NODE_MODULES, 'playwright-core'));
+
+const artifacts = process.env.CODEASSIST_ARTIFACTS;
+const report = { steps: [] };
+const step = (name) => { report.steps.push(name); console.error(`vscode: ${name}`); };
+const save = () => fs.writeFileSync(path.join(artifacts, 'vscode-result.json'), JSON.stringify(report, null, 2));
+
+async function main() {
+    const browser = await chromium.launch({
+        executablePath: process.env.CODEASSIST_CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const shot = (name) => page.screenshot({ path: path.join(artifacts, `vscode-${name}.png`) });
+    try {
+        step('open workbench');
+        await page.goto(process.env.CODEASSIST_URL);
+        await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+
+        step('open sample.py');
+        await page.keyboard.press('Control+P');
+        await page.keyboard.type('sample.py', { delay: 20 });
+        await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 20000 });
+        await page.keyboard.press('Enter');
+        const editor = page.locator('.editor-instance .monaco-editor').first();
+        await editor.locator('.view-lines').waitFor({ timeout: 20000 });
+
+        step('wait for the status bar: model ready');
+        const status = page.locator('.statusbar-item [aria-label^="codeassist "], .statusbar-item[aria-label^="codeassist "]').first();
+        await status.waitFor({ timeout: 60000 });
+        await page.locator('[aria-label^="codeassist ready"]').first().waitFor({ timeout: 120000 })
+            .catch(async (error) => {
+                report.statusLabel = await status.getAttribute('aria-label').catch(() => null);
+                throw error;
+            });
+        report.statusLabel = await page.locator('[aria-label^="codeassist ready"]').first().getAttribute('aria-label');
+        await shot('1-ready');
+
+        step('type at the end of `    return`');
+        await editor.locator('.view-line').nth(1).click();
+        await page.keyboard.press('End');
+        const ghost = editor.locator('.ghost-text-decoration, .ghost-text');
+        let shown = false;
+        for (let attempt = 1; attempt <= 3 && !shown; attempt++) {
+            report.attempts = attempt;
+            if (attempt > 1) {
+                await page.keyboard.press('Backspace');
+            }
+            await page.keyboard.type(' ', { delay: 50 });
+            shown = await ghost.first().waitFor({ timeout: 30000 }).then(() => true, () => false);
+        }
+        if (!shown) {
+            await shot('2-no-ghost-text');
+            throw new Error('no ghost text appeared after 3 attempts');
+        }
+        report.ghostText = (await ghost.allTextContents()).join('').replace(/\u00a0/g, ' ');
+        step(`ghost text ${JSON.stringify(report.ghostText)}`);
+        await shot('2-ghost-text');
+
+        step('accept with Tab and save');
+        await page.keyboard.press('Tab');
+        await ghost.first().waitFor({ state: 'detached', timeout: 10000 }).catch(() => undefined);
+        report.lineAfterTab = (await editor.locator('.view-line').nth(1).textContent()).replace(/\u00a0/g, ' ');
+        await page.keyboard.press('Control+S');
+        await page.waitForTimeout(1000);
+        await shot('3-accepted');
+
+        step('show status and stats');
+        await page.keyboard.press('F1');
+        await page.keyboard.type('codeassist: Show Status', { delay: 20 });
+        await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 10000 });
+        await page.keyboard.press('Enter');
+        const toast = page.locator('.notification-toast .notification-list-item-message', { hasText: 'codeassist:' }).first();
+        report.statusMessage = await toast.waitFor({ timeout: 15000 }).then(() => toast.textContent(), () => null);
+        await shot('4-status');
+        step('done');
+    } catch (error) {
+        report.error = String(error && error.stack || error);
+        await shot('error').catch(() => undefined);
+    } finally {
+        save();
+        await browser.close();
+    }
+}
+
+main().catch((error) => {
+    report.error = String(error && error.stack || error);
+    save();
+    process.exit(1);
+});
