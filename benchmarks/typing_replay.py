@@ -71,8 +71,11 @@ async def replay_file(client: LanguageClient, path: Path, language_id: str, star
     """Type `chars` characters of the file from `start_line`; return per-request records."""
     source = path.read_text(encoding="utf-8")
     start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
+    # The typed characters end a line: after the cursor there is only what the file has below it.
+    end = source.find("\n", start + chars)
+    end = len(source) if end < 0 else end
     typed = source[start:start + chars]
-    text = source[:start] + source[start + chars:]
+    text = source[:start] + source[end:]
     uri = path.resolve().as_uri()
     version = 1
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
@@ -181,8 +184,10 @@ def bare_decode_loop(lib: Any, ctx: Any, vocab: Any, memory: Any, state: dict[st
     lib.llama_memory_seq_rm(memory, 0, common, -1)
     del cached[common:]
     tail = prompt[common:]
-    array = (lib.llama_token * len(tail))(*tail)
-    lib.llama_decode(ctx, lib.llama_batch_get_one(array, len(tail)))
+    for start in range(0, len(tail), 512):  # n_batch
+        chunk = tail[start:start + 512]
+        array = (lib.llama_token * len(chunk))(*chunk)
+        lib.llama_decode(ctx, lib.llama_batch_get_one(array, len(chunk)))
     cached.extend(tail)
     prompt_done = time.perf_counter()
     sampler = state["sampler"]
