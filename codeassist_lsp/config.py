@@ -72,6 +72,32 @@ class SecuritySettings:
 
 
 @attrs.define
+class ActionsSettings:
+    """Code actions (generate, fix, refactor, docstring, explain) and hover explanations."""
+
+    enabled: bool = True
+    """Offer the model's code actions (the list itself never waits for the model)."""
+    hover: bool = True
+    """Explain the function, class or call under the mouse on hover."""
+    hover_debounce_ms: int = 250
+    """Wait this long after a hover before asking the model (editors send many)."""
+    best_of_n: int = 3
+    """Candidates sampled for "generate from comment"; the best verified one is returned (1 = greedy only)."""
+    best_of_n_budget_ms: int = 8000
+    """No further candidate is started once this much time has passed (the first always runs)."""
+    temperature: float = 0.7
+    """Sampling temperature of the extra best-of-N candidates (the first is greedy)."""
+    max_tokens: int = 192
+    """Tokens generated for code (generate, fix, refactor, docstring)."""
+    explain_max_tokens: int = 160
+    """Tokens generated for an explanation."""
+    hover_max_tokens: int = 64
+    """Tokens generated for a hover explanation."""
+    context_tokens: int = 2048
+    """Prompt budget for actions (the code around the target and related definitions)."""
+
+
+@attrs.define
 class Settings:
     """Everything the server can be told through initializationOptions or didChangeConfiguration."""
 
@@ -79,6 +105,7 @@ class Settings:
     completion: CompletionSettings = attrs.Factory(CompletionSettings)
     context: ContextSettings = attrs.Factory(ContextSettings)
     security: SecuritySettings = attrs.Factory(SecuritySettings)
+    actions: ActionsSettings = attrs.Factory(ActionsSettings)
     engine: str = "llama"
     """"llama" (in-process llama.cpp) or "fake" (deterministic, for protocol tests only)."""
 
@@ -90,7 +117,7 @@ def _camel(name: str) -> str:
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
-    for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, Settings):
+    for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)

@@ -170,9 +170,9 @@ class CodeassistServer(LanguageServer):
 def create_server() -> CodeassistServer:
     """A server with every feature registered."""
     server = CodeassistServer()
-    from codeassist_lsp.features import completion, documents, inline_completion, lifecycle
+    from codeassist_lsp.features import code_actions, completion, documents, hover, inline_completion, lifecycle
 
-    for module in (lifecycle, documents, inline_completion, completion):
+    for module in (lifecycle, documents, inline_completion, completion, code_actions, hover):
         module.register(server)
     server.diagnostics = DiagnosticsPublisher(server)
     return server

@@ -1,0 +1,196 @@
+"""Turn model text into a minimal, verified replacement of a document range."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import attrs
+
+from codeassist_lsp.actions.prompts import FENCE, DocStyle
+from codeassist_lsp.context.languages import Language, parse
+from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
+
+
+@attrs.frozen
+class Replacement:
+    """Replace text[start:end] with new_text (str offsets of one document version)."""
+
+    start: int
+    end: int
+    new_text: str
+
+    def apply(self, text: str) -> str:
+        """The document after the replacement."""
+        return text[:self.start] + self.new_text + text[self.end:]
+
+
+def minimal(text: str, replacement: Replacement) -> Replacement:
+    """The same change with the common prefix and suffix of old and new text trimmed off."""
+    old = text[replacement.start:replacement.end]
+    new = replacement.new_text
+    head = 0
+    limit = min(len(old), len(new))
+    while head < limit and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and old[len(old) - 1 - tail] == new[len(new) - 1 - tail]:
+        tail += 1
+    return Replacement(replacement.start + head, replacement.end - tail, new[head:len(new) - tail])
+
+
+def _error_count(language: Language, text: str) -> int | None:
+    tree = parse(language, text.encode("utf-8"))
+    if tree is None:
+        return None
+    count = 0
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            count += 1
+        if node.has_error:
+            stack.extend(node.children)
+    return count
+
+
+@attrs.frozen
+class CheckedEdit:
+    """A replacement and what verification said about it."""
+
+    replacement: Replacement
+    verdict: Verdict
+    accepted: bool
+    reason: str = ""
+
+
+def verify_replacement(text: str, replacement: Replacement, language: Language | None,
+                       policy: SecurityPolicy) -> CheckedEdit:
+    """Syntax (splice check + whole document) and SAST (mode "full") of a replacement; cut means rejected."""
+    removed = text[:replacement.start] + text[replacement.end:]
+    verdict = verify_suggestion(removed, replacement.start, replacement.new_text, language=language,
+                                mode="full", policy=policy)
+    if not replacement.new_text.strip():
+        accepted = replacement.start != replacement.end and verdict.status != "withheld"
+        return CheckedEdit(replacement, verdict, accepted, "" if accepted else "empty suggestion")
+    if verdict.status in ("dropped", "withheld") or not verdict.text:
+        return CheckedEdit(replacement, verdict, False, verdict.reason or verdict.status)
+    if verdict.text != replacement.new_text:
+        return CheckedEdit(replacement, verdict, False, "only part of the suggestion parses: " + verdict.reason)
+    if language is not None:
+        before, after = _error_count(language, text), _error_count(language, replacement.apply(text))
+        if before is not None and after is not None and after > before:
+            return CheckedEdit(replacement, verdict, False, f"adds syntax errors ({before} -> {after})")
+    return CheckedEdit(replacement, verdict, True, verdict.reason)
+
+
+# -- shaping model text ----------------------------------------------------------------------------
+
+def cut_at_fence(text: str) -> str:
+    """Model text up to the closing code fence (the primer opened one)."""
+    cut = text.find(FENCE)
+    return text if cut < 0 else text[:cut]
+
+
+def strip_fences(text: str) -> str:
+    """Code from a reply that may wrap it in a fenced block of its own."""
+    match = re.search(r"```[\w+#-]*\n(.*?)(```|$)", text, re.DOTALL)
+    return match.group(1) if match else text
+
+
+def reindent(code: str, indent: str) -> str:
+    """Dedent code and indent every non-empty line by `indent`."""
+    lines = textwrap.dedent(code.expandtabs(4) if "\t" in code and " " in indent else code).split("\n")
+    return "\n".join(indent + line if line.strip() else "" for line in lines)
+
+
+def first_line_indent(text: str, offset: int) -> str:
+    """The indentation of the line holding offset."""
+    start = text.rfind("\n", 0, offset) + 1
+    line = text[start:]
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def code_stop(base_indent: str, max_lines: int, *, closers: tuple[str, ...] = ("}", ")", "]", "end")):  # type: ignore[no-untyped-def]
+    """Stop generated code that follows a comment: at a dedent below the comment, or a new paragraph."""
+    base = len(base_indent)
+
+    def check(text: str) -> int | None:
+        lines = text.split("\n")
+        complete = lines[:-1]
+        offset = 0
+        seen_code = False
+        blank_before = False
+        for number, line in enumerate(complete):
+            stripped = line.strip()
+            if stripped:
+                width = len(line) - len(line.lstrip(" \t"))
+                if seen_code and width < base:
+                    return max(offset - 1, 0)
+                if seen_code and blank_before and width <= base and not stripped.startswith(closers):
+                    return max(offset - 1, 0)
+                seen_code = True
+                blank_before = False
+            elif seen_code:
+                blank_before = True
+            if number >= max_lines:
+                return max(offset - 1, 0)
+            offset += len(line) + 1
+        return None
+
+    return check
+
+
+_DOC_MARKERS = re.compile(r"^\s*(/\*\*+|\*/|\*|///|//|#'|--\s*\||--|#|\(\*\*|\*\))\s?")
+
+
+def doc_text(raw: str) -> list[str]:
+    """The prose lines of a model's doc comment, without comment markers, trailing blank lines removed."""
+    lines = []
+    for line in raw.replace("\r", "").split("\n"):
+        line = _DOC_MARKERS.sub("", line, count=1).rstrip()
+        line = line.replace('"""', "").replace("*/", "").rstrip()
+        lines.append(line)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    # Small models repeat themselves: stop at the first repeated line.
+    seen: set[str] = set()
+    kept = []
+    for line in lines[:12]:
+        if line.strip() and line.strip() in seen:
+            break
+        seen.add(line.strip())
+        kept.append(line)
+    return kept
+
+
+def format_doc(lines: list[str], style: DocStyle, indent: str, language: Language, name: str = "") -> str:
+    """A doc comment in the language's convention, indented, ending with a newline."""
+    if language.doc_style == "csharp_xml":
+        body = [f"{indent}/// <summary>"] + [f"{indent}/// {line}".rstrip() for line in lines] + [f"{indent}/// </summary>"]
+        return "\n".join(body) + "\n"
+    if style.opener and style.closer:
+        if style.opener in ('"""', '@doc """'):
+            if len(lines) == 1:
+                return f'{indent}{style.opener}{lines[0].strip()}{style.closer}\n'
+            inner = [f"{indent}{line.strip()}" if line.strip() else "" for line in lines[1:]]
+            return "\n".join([f"{indent}{style.opener}{lines[0].strip()}", *inner, f"{indent}{style.closer}"]) + "\n"
+        inner = [f"{indent}{style.prefix}{line.strip()}".rstrip() for line in lines]
+        return "\n".join([f"{indent}{style.opener}", *inner, f"{indent}{style.closer}"]) + "\n"
+    return "\n".join(f"{indent}{style.prefix}{line.strip()}".rstrip() for line in lines) + "\n"
+
+
+def prose_stop(text: str) -> int | None:
+    """Stop prose when a complete line repeats an earlier one (small models loop)."""
+    lines = text.split("\n")
+    seen: set[str] = set()
+    offset = 0
+    for line in lines[:-1]:
+        key = line.strip()
+        if key and key in seen:
+            return max(offset - 1, 0)
+        seen.add(key)
+        offset += len(line) + 1
+    return None

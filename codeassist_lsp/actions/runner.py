@@ -1,0 +1,364 @@
+"""Run an action on the model worker: prompt, generate (best-of-N for code from comments), shape, verify.
+
+Model work is submitted as kind "generation": typing (a completion) preempts it and the worker
+re-runs it afterwards. Awaiting callers that are cancelled cancel their job at the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import textwrap
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from codeassist_lsp.actions import edits
+from codeassist_lsp.actions.edits import CheckedEdit, Replacement
+from codeassist_lsp.actions.prompts import (
+    ActionPrompt, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction, generate_prompt,
+    prompt_tokens, refactor_instruction, rewrite_prompt,
+)
+from codeassist_lsp.actions.targets import ActionTarget, DocumentView, HoverTarget, indentation, line_start
+from codeassist_lsp.config import ActionsSettings
+from codeassist_lsp.context.assembler import render_snippet
+from codeassist_lsp.engine.base import GenerationRequest, GenerationResult, Sampling
+from codeassist_lsp.engine.postprocess import block_stop
+from codeassist_lsp.errors import ModelNotAvailable
+from codeassist_lsp.verify import SecurityPolicy
+
+log = logging.getLogger(__name__)
+
+# Penalty on the score of a candidate that ran out of tokens (likely cut mid-thought).
+LENGTH_PENALTY = 0.5
+# Penalty per (non-blocking) security finding a candidate introduces.
+FINDING_PENALTY = 0.25
+# Bonus per other candidate that produced the same code (agreement between samples).
+AGREEMENT_BONUS = 0.05
+DOC_MAX_TOKENS = 96
+HOVER_CACHE_ENTRIES = 256
+
+ProgressCallback = Callable[[str, int | None], None]
+
+
+@attrs.define
+class Candidate:
+    """One sampled answer, its edit, what verification said and its score."""
+
+    result: GenerationResult
+    checked: CheckedEdit | None
+    score: float = float("-inf")
+    index: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        """Whether it passed verification."""
+        return self.checked is not None and self.checked.accepted
+
+
+@attrs.define
+class ActionOutcome:
+    """What resolving an action produced."""
+
+    replacement: Replacement | None = None
+    explanation: str | None = None
+    candidates: list[Candidate] = attrs.Factory(list)
+    reason: str = ""
+    elapsed_ms: float = 0.0
+
+    @property
+    def best(self) -> Candidate | None:
+        """The chosen candidate (the accepted one with the highest score)."""
+        accepted = [c for c in self.candidates if c.accepted]
+        return max(accepted, key=lambda c: c.score) if accepted else None
+
+
+class HoverCache:
+    """Hover explanations by content hash (model, language, code): the same code is explained once."""
+
+    def __init__(self, entries: int = HOVER_CACHE_ENTRIES) -> None:
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._limit = entries
+
+    @staticmethod
+    def key(model_id: str, language: str, target: HoverTarget) -> str:
+        """The content hash a hover is cached under."""
+        digest = hashlib.sha256()
+        for part in (model_id, language, target.kind, target.name, target.code):
+            digest.update(part.encode("utf-8", "replace"))
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def get(self, key: str) -> str | None:
+        """A cached explanation."""
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: str) -> None:
+        """Remember an explanation."""
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+
+def score_candidates(candidates: list[Candidate]) -> None:
+    """Mean token log-probability, minus penalties (ran out of tokens, findings), plus agreement."""
+    texts: dict[str, int] = {}
+    for candidate in candidates:
+        if candidate.accepted and candidate.checked is not None:
+            text = candidate.checked.replacement.new_text.strip()
+            texts[text] = texts.get(text, 0) + 1
+    for candidate in candidates:
+        if not candidate.accepted or candidate.checked is None:
+            candidate.score = float("-inf")
+            continue
+        score = candidate.result.mean_logprob
+        if candidate.result.finish_reason == "length":
+            score -= LENGTH_PENALTY
+        score -= FINDING_PENALTY * len(candidate.checked.verdict.findings)
+        score += AGREEMENT_BONUS * (texts[candidate.checked.replacement.new_text.strip()] - 1)
+        candidate.score = score
+
+
+class ActionRunner:
+    """Resolves actions and hovers against one completion service (its worker, assembler and policy)."""
+
+    def __init__(self, service: Any, settings: ActionsSettings, stats: dict[str, int] | None = None,
+                 progress: ProgressCallback | None = None) -> None:
+        self.service = service
+        self.settings = settings
+        self.stats = stats if stats is not None else {}
+        self.progress = progress
+
+    # -- model calls ----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Any:
+        """The loaded backend; raises ModelNotAvailable while loading or after a failed load."""
+        service = self.service
+        if service is None or not service.worker.loaded.is_set() or service.backend is None:
+            error = service.worker.load_error if service is not None else None
+            if isinstance(error, ModelNotAvailable):
+                raise error
+            raise ModelNotAvailable("The model is not loaded yet.", hint="Try again in a moment.")
+        return service.backend
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        """The verifier's policy."""
+        return getattr(self.service, "policy", None) or SecurityPolicy()
+
+    async def generate(self, prompt: ActionPrompt, *, max_tokens: int, sampling: Sampling = Sampling(),
+                       stop_check: Any = None) -> GenerationResult:
+        """One generation on the worker; cancelling the awaiting task cancels the job."""
+        backend = self.backend
+        tokens = prompt_tokens(backend, prompt)
+        request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=max_tokens, kind="generation",
+                                    stop=prompt.stop, stop_check=stop_check, sampling=sampling, want_logprobs=True)
+        job = self.service.worker.submit(request)
+        self.stats["action_model_jobs"] = self.stats.get("action_model_jobs", 0) + 1
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            job.cancel("client cancelled the request")
+            raise
+
+    def _report(self, message: str, percentage: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress(message, percentage)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    async def resolve(self, target: ActionTarget, view: DocumentView, *, path: str = "") -> ActionOutcome:
+        """Do the work of one action on the document version it was listed for."""
+        started = time.perf_counter()
+        handler = {"generate": self._generate_code, "docstring": self._docstring, "fix": self._rewrite,
+                   "refactor": self._rewrite, "explain": self._explain}.get(target.action)
+        if handler is None:
+            return ActionOutcome(reason=f"unknown action {target.action!r}")
+        outcome = await handler(target, view, path)
+        outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+        self.stats["actions_resolved"] = self.stats.get("actions_resolved", 0) + 1
+        return outcome
+
+    def _related(self, view: DocumentView, offset: int, path: str, budget: int) -> str:
+        """Related definitions from the context assembler, rendered (best effort)."""
+        assembler = getattr(self.service, "assembler", None)
+        if assembler is None or view.language is None or budget <= 0:
+            return ""
+        try:
+            context = assembler.assemble(view.text, offset, path=path or view.uri, language=view.language,
+                                         budget_tokens=budget, count_tokens=self.backend.count_tokens,
+                                         version=view.version)
+        except Exception:  # context is best effort
+            log.debug("assembler failed", exc_info=True)
+            return ""
+        return "\n".join(render_snippet(s, view.language) for s in context.snippets if s.kind == "definition")
+
+    def _before(self, view: DocumentView, offset: int, budget: int) -> str:
+        """The document before offset, whole lines, within a token budget."""
+        from codeassist_lsp.context.assembler import _take_lines_backward
+
+        return _take_lines_backward(view.text[:offset], budget, self.backend.count_tokens)
+
+    async def _generate_code(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
+        """Best-of-N: greedy first, then samples while the time budget allows; the best verified one wins."""
+        settings = self.settings
+        budget = settings.context_tokens
+        related = self._related(view, target.start, path, budget // 4)
+        before = self._before(view, target.start, budget - (self.backend.count_tokens(related) if related else 0))
+        anchor = target.anchor if target.anchor >= 0 else line_start(view.text, target.start)
+        header = view.text[anchor:target.start]
+        prompt = generate_prompt(self.backend, view.language, before=before, header=header, related=related)
+        docstring_body = target.end > target.start or (view.language is not None and view.language.name == "python"
+                                                       and target.anchor >= 0)
+        stop = block_stop(target.indent, 80) if docstring_body else edits.code_stop(target.indent, 40)
+        count = max(1, settings.best_of_n)
+        outcome = ActionOutcome()
+        started = time.perf_counter()
+        for index in range(count):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if index > 0 and elapsed_ms * (index + 1) / index > settings.best_of_n_budget_ms:
+                break  # the next candidate would not finish within the budget
+            self._report(f"candidate {index + 1}/{count}", int(100 * index / count))
+            sampling = Sampling() if index == 0 else Sampling(temperature=settings.temperature, seed=index)
+            result = await self.generate(prompt, max_tokens=settings.max_tokens, sampling=sampling, stop_check=stop)
+            outcome.candidates.append(self._check_generated(target, view, prompt, result, index))
+        score_candidates(outcome.candidates)
+        best = outcome.best
+        if best is None or best.checked is None:
+            reasons = {c.checked.reason for c in outcome.candidates if c.checked is not None} - {""}
+            outcome.reason = "no candidate passed verification" + (f" ({'; '.join(sorted(reasons))})" if reasons else "")
+            return outcome
+        outcome.replacement = best.checked.replacement
+        return outcome
+
+    def _check_generated(self, target: ActionTarget, view: DocumentView, prompt: ActionPrompt,
+                         result: GenerationResult, index: int) -> Candidate:
+        body = edits.cut_at_fence(result.text).rstrip()
+        lines = [line for line in body.split("\n")]
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if not lines:
+            return Candidate(result, None, index=index)
+        code = "\n".join(lines)
+        first_indent = indentation(lines[0])
+        if len(first_indent) < len(target.indent):
+            code = edits.reindent(code, target.indent)  # the model forgot the body's indentation
+        replacement = Replacement(target.start, target.end, "\n" + code)
+        checked = edits.verify_replacement(view.text, replacement, view.language, self.policy)
+        return Candidate(result, checked, index=index)
+
+    async def _docstring(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
+        language = view.language
+        if language is None:
+            return ActionOutcome(reason="unknown language")
+        anchor = target.anchor if target.anchor >= 0 else target.start
+        anchor_end = target.anchor_end if target.anchor_end >= 0 else target.start
+        definition = view.text[anchor:anchor_end]
+        header = view.text[anchor:target.start] if target.start > anchor else definition.split("\n", 1)[0]
+        prompt = docstring_prompt(self.backend, language, definition=definition[:4000], header=header,
+                                  indent=target.indent, name=target.name)
+        style = doc_style(language)
+        line_marker = style.prefix.strip() if not style.opener else ""
+
+        def stop(text: str) -> int | None:
+            lines = text.split("\n")
+            offset = 0
+            for number, line in enumerate(lines[:-1]):
+                if number >= 10:
+                    return max(offset - 1, 0)
+                if number > 0 and line_marker and not line.lstrip().startswith(line_marker):
+                    return max(offset - 1, 0)
+                if number > 0 and not line.strip() and not line_marker and number > 3:
+                    return max(offset - 1, 0)
+                offset += len(line) + 1
+            return None
+
+        result = await self.generate(prompt, max_tokens=DOC_MAX_TOKENS, stop_check=stop)
+        raw = edits.cut_at_fence(result.text)
+        lines = edits.doc_text(raw)
+        if not lines:
+            return ActionOutcome(reason="the model wrote no documentation")
+        new_text = edits.format_doc(lines, style, target.indent, language, target.name)
+        replacement = Replacement(target.start, target.start, new_text)
+        checked = edits.verify_replacement(view.text, replacement, language, self.policy)
+        candidate = Candidate(result, checked, score=result.mean_logprob)
+        if not checked.accepted:
+            return ActionOutcome(candidates=[candidate], reason=checked.reason)
+        return ActionOutcome(replacement=replacement, candidates=[candidate])
+
+    async def _rewrite(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
+        """Fix or refactor: rewrite whole lines of the range, then trim to the minimal change."""
+        text = view.text
+        start, end = target.start, target.end
+        lead = text[line_start(text, start):start]
+        if not lead.strip():
+            start = line_start(text, start)  # whole lines make the indentation unambiguous
+        region = text[start:end]
+        base_indent = indentation(region.split("\n", 1)[0])
+        code = textwrap.dedent(region)
+        instruction = (fix_instruction(target.message, view.language) if target.action == "fix"
+                       else refactor_instruction(target.preset, view.language))
+        prompt = rewrite_prompt(self.backend, view.language, code=code, instruction=instruction)
+        limit = min(4 * self.settings.max_tokens, 2 * self.backend.count_tokens(code) + 64)
+        result = await self.generate(prompt, max_tokens=max(self.settings.max_tokens, limit))
+        new_code = edits.cut_at_fence(result.text)
+        new_code = new_code.rstrip() if not region.endswith("\n") else new_code.rstrip() + "\n"
+        if not new_code.strip():
+            return ActionOutcome(candidates=[Candidate(result, None)], reason="the model wrote no code")
+        new_text = edits.reindent(new_code, base_indent) if base_indent or code != region else new_code
+        if region.endswith("\n") and not new_text.endswith("\n"):
+            new_text += "\n"
+        replacement = Replacement(start, end, new_text)
+        if start < target.start and new_text.startswith(lead):
+            replacement = Replacement(target.start, end, new_text[len(lead):])  # never edit outside the range
+        replacement = edits.minimal(text, replacement)
+        if replacement.start == replacement.end and not replacement.new_text:
+            return ActionOutcome(candidates=[Candidate(result, None)], reason="the model suggested no change")
+        checked = edits.verify_replacement(text, replacement, view.language, self.policy)
+        candidate = Candidate(result, checked, score=result.mean_logprob)
+        if not checked.accepted:
+            return ActionOutcome(candidates=[candidate], reason=checked.reason)
+        return ActionOutcome(replacement=replacement, candidates=[candidate])
+
+    async def _explain(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
+        code = view.text[target.start:target.end]
+        explanation = await self.explain(code, view, name="", brief=False)
+        if not explanation:
+            return ActionOutcome(reason="the model wrote no explanation")
+        markdown = f"# Explanation\n\n{explanation}\n\n{edits.FENCE}{fence_name(view.language)}\n{code.rstrip()}\n{edits.FENCE}\n"
+        return ActionOutcome(explanation=markdown)
+
+    async def explain(self, code: str, view: DocumentView, *, name: str, brief: bool) -> str:
+        """Prose about code (markdown), '' when the model said nothing useful."""
+        prompt = explain_prompt(self.backend, view.language, code=code, name=name, brief=brief)
+        max_tokens = self.settings.hover_max_tokens if brief else self.settings.explain_max_tokens
+        result = await self.generate(prompt, max_tokens=max_tokens, stop_check=edits.prose_stop)
+        body = edits.cut_at_fence(result.text).strip()
+        if brief and "\n\n" in body:
+            body = body.split("\n\n", 1)[0]
+        if not body:
+            return ""
+        return (prompt.primer + body).strip()
+
+    async def hover(self, target: HoverTarget, view: DocumentView, cache: HoverCache) -> str:
+        """A short markdown explanation of a definition or call, cached by content."""
+        language = view.language.name if view.language else ""
+        key = HoverCache.key(getattr(self.backend, "model_id", ""), language, target)
+        cached = cache.get(key)
+        if cached is not None:
+            self.stats["hover_cache_hits"] = self.stats.get("hover_cache_hits", 0) + 1
+            return cached
+        text = await self.explain(target.code, view, name=target.name, brief=True)
+        markdown = f"**codeassist** \u2014 {text}" if text else ""
+        if markdown:
+            cache.put(key, markdown)
+        return markdown
