@@ -127,7 +127,7 @@ async def replay_file(client: LanguageClient, path: Path, language_id: str, star
 
 
 async def run_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms: tuple[int, int],
-                     settings: dict[str, Any]) -> list[dict[str, Any]]:
+                     settings: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Part 1: the end-to-end replay over LSP."""
     client = LanguageClient("typing-replay", "1")
     await client.start_io(*SERVER)
@@ -146,10 +146,12 @@ async def run_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms
     for path, language_id, start_line in files:
         replay = await replay_file(client, path, language_id, start_line, chars, rng, interval_ms)
         records.extend(replay["records"])
+    report = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    return records
+    return records, report.get("recent_requests", [])
 
 
 def summarize_replay(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -324,8 +326,20 @@ def main() -> int:
     args = parser.parse_args()
 
     files = pick_files(args.files)
-    records = asyncio.run(run_replay(files, args.chars, (args.min_interval_ms, args.max_interval_ms), {}))
+    records, model_work = asyncio.run(run_replay(files, args.chars, (args.min_interval_ms, args.max_interval_ms), {}))
     replay = summarize_replay(records)
+    # KV reuse while typing: new prompt tokens evaluated per request, for prompts of 1,000+ tokens.
+    long_prompts = [w for w in model_work if w["prompt_tokens"] >= 1000]
+    evaluated = [w["evaluated_tokens"] for w in model_work]
+    replay["kv_reuse"] = {
+        "requests": len(model_work),
+        "evaluated_tokens_p50": percentile(evaluated, 0.5),
+        "evaluated_tokens_p90": percentile(evaluated, 0.9),
+        "long_prompt_requests": len(long_prompts),
+        "long_prompt_evaluated_p50": percentile([w["evaluated_tokens"] for w in long_prompts], 0.5),
+        "long_prompt_evaluated_p90": percentile([w["evaluated_tokens"] for w in long_prompts], 0.9),
+        "prompt_tokens_p50": percentile([w["prompt_tokens"] for w in model_work], 0.5),
+    }
     in_process = run_in_process(records, files, args.create_completion_every)
     cold = asyncio.run(cold_start("def add(a, b):\n    return ", args.cold_runs))
 
@@ -365,6 +379,11 @@ def main() -> int:
     print(f"engine/bare tok/s = {ratios['engine_vs_bare_tokens_per_s']:.2f}; "
           f"engine/create_completion tok/s = {ratios['engine_vs_create_completion_tokens_per_s']:.1f}x; "
           f"cold start median {report['cold_start_s']['median']:.2f} s")
+    kv = replay["kv_reuse"]
+    print(f"KV reuse: prompt p50 {kv['prompt_tokens_p50']} tokens; new tokens evaluated per request "
+          f"p50 {kv['evaluated_tokens_p50']} / p90 {kv['evaluated_tokens_p90']}; with 1,000+ token prompts "
+          f"p50 {kv['long_prompt_evaluated_p50']} / p90 {kv['long_prompt_evaluated_p90']} "
+          f"({kv['long_prompt_requests']} requests)")
     print(f"wrote {args.out}")
     return 0
 

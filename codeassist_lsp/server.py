@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import uuid
 from typing import Any
@@ -36,6 +37,8 @@ class CodeassistServer(LanguageServer):
         self.assembler = ContextAssembler(None, self.documents)
         self.diagnostics: DiagnosticsPublisher | None = None
         self._told: set[str] = set()
+        # What the model did for recent completions (prompt size, KV reuse), for status/benchmarks.
+        self.recent_requests: collections.deque[dict[str, float]] = collections.deque(maxlen=2000)
         self.prewarm_tasks: dict[str, asyncio.TimerHandle] = {}
         self.stats: dict[str, int] = {"requests": 0, "shown": 0, "empty": 0, "cancelled": 0,
                                       "stale": 0, "unavailable": 0}

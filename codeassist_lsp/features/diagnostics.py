@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # At most one scan per document in this many seconds; scans run off the request path.
 SCAN_INTERVAL_SECONDS = 2.0
+# Whole-document scans of larger files take seconds of CPU: they are skipped (and logged).
+MAX_SCAN_CHARS = 200_000
 UnitCounter = Callable[[str], int]
 
 
@@ -89,6 +91,9 @@ class DiagnosticsPublisher:
             document = self.server.workspace.get_text_document(uri)
             text, version, language_id = document.source, document.version, document.language_id
         except Exception:  # closed meanwhile
+            return
+        if len(text) > MAX_SCAN_CHARS:
+            log.info("security scan skipped for %s: %d characters is over %d", uri, len(text), MAX_SCAN_CHARS)
             return
         findings = await asyncio.get_running_loop().run_in_executor(None, scan_document, text, language_id)
         current = self.server.workspace.get_text_document(uri)

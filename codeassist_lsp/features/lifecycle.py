@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 STATUS_COMMAND = "codeassist.status"
 
 
-def status_report(server: CodeassistServer) -> dict[str, Any]:
+def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str, Any]:
     """What the server is doing: model state, settings and counters."""
     service = server.service
     backend = service.backend if service else None
@@ -32,6 +32,7 @@ def status_report(server: CodeassistServer) -> dict[str, Any]:
         "stats": dict(server.stats),
         "verification": verification_stats(),
         "index": None if server.index is None else {"ready": server.index.ready, "root": str(server.index.root)},
+        **({"recent_requests": list(server.recent_requests)} if recent else {}),
     }
 
 
@@ -64,8 +65,10 @@ def register(server: CodeassistServer) -> None:
             asyncio.ensure_future(server.watch_model_load())
 
     @server.command(STATUS_COMMAND)
-    def status(*_args: Any) -> dict[str, Any]:
-        return status_report(server)
+    def status(*args: Any) -> dict[str, Any]:
+        # Optional argument {"recent": true}: include per-request model work (benchmarks).
+        options = args[0] if args and isinstance(args[0], dict) else {}
+        return status_report(server, recent=bool(options.get("recent")))
 
     @server.feature(types.SHUTDOWN)
     def shutdown(*_args: Any) -> None:

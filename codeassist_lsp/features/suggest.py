@@ -63,6 +63,11 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     if server.workspace.get_text_document(uri).version != version:
         server.stats["stale"] += 1
         return None
+    if result is not None:
+        server.recent_requests.append({
+            "prompt_tokens": result.prompt_tokens, "reused_tokens": result.reused_tokens,
+            "evaluated_tokens": result.evaluated_tokens, "generated_tokens": result.generated_tokens,
+            "prompt_ms": round(result.prompt_ms, 2), "generate_ms": round(result.generate_ms, 2)})
     suggestion = service.finish(prepared, result)
     server.stats["shown" if suggestion.text else "empty"] += 1
     log.debug("suggestion at %s:%d:%d (%s) %r %s", uri, position.line, position.character,

@@ -122,3 +122,22 @@ async def test_unknown_language_and_out_of_range_positions_are_harmless(client: 
     far = await client.text_document_inline_completion_async(
         inline_params(uri, types.Position(line=999, character=0)))
     assert far is None
+
+
+async def test_huge_and_binary_documents_are_harmless(client: LanguageClient) -> None:
+    uri = "file:///tmp/codeassist-tests/huge.py"
+    body = "".join(f"def function_{i}(value):\n    return value * {i}\n\n\n" for i in range(20000))
+    text = body + "def last(value):\n    return "
+    open_document(client, uri, text)
+    result = await client.text_document_inline_completion_async(inline_params(uri, end_position(text)))
+    assert result is not None and result.items  # the window, not the file, is what the model reads
+    minified = "file:///tmp/codeassist-tests/min.js"
+    line = "var a=" + ",".join(str(i) for i in range(5000))
+    open_document(client, minified, line, language_id="javascript")
+    assert await client.text_document_inline_completion_async(inline_params(minified, end_position(line))) is None
+    binary = "file:///tmp/codeassist-tests/blob.py"
+    data = "x = 1\n\x00\x01\x02garbage\x00"
+    open_document(client, binary, data)
+    assert await client.text_document_inline_completion_async(inline_params(binary, end_position(data))) is None
+    report = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="codeassist.status"))
+    assert report["model"]["state"] == "ready"
