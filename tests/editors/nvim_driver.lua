@@ -66,28 +66,33 @@ local function code_action()
   end
   local actions = response.result or {}
   out.codeActions = vim.tbl_map(function(a) return a.title end, actions)
-  -- Prefer an action that edits the function; any action with an edit (or one to resolve) will do.
-  table.sort(actions, function(a, b)
-    return (a.title:lower():find('docstring') and 0 or 1) < (b.title:lower():find('docstring') and 0 or 1)
-  end)
+  out.beforeAction = before
+  out.resolveErrors = {}
+  -- The first action that edits the buffer (explanations only show text): resolved lazily, as
+  -- Neovim 0.11 declares codeAction resolveSupport for `edit`, else through its command.
   for _, action in ipairs(actions) do
-    if not action.edit and action.data ~= nil and client:supports_method('codeAction/resolve') then
-      local resolved = client:request_sync('codeAction/resolve', action, 180000, buf)
-      if resolved and resolved.result then
-        action = resolved.result
+    if not (action.kind or ''):find('explain') then
+      if not action.edit and action.data ~= nil and client:supports_method('codeAction/resolve') then
+        local resolved = client:request_sync('codeAction/resolve', action, 180000, buf)
+        if resolved and resolved.result then
+          action = resolved.result
+        else
+          table.insert(out.resolveErrors, action.title .. ': ' .. vim.inspect(resolved and resolved.err or 'timeout'))
+        end
       end
-    end
-    if action.edit then
-      out.appliedAction = action.title
-      vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding)
-      break
-    elseif action.command then
-      out.appliedAction = action.title
-      client:exec_cmd(action.command, { bufnr = buf })
-      vim.wait(60000, function()
-        return not vim.deep_equal(before, vim.api.nvim_buf_get_lines(buf, 0, -1, false))
-      end, 100)
-      break
+      if action.edit then
+        out.appliedAction = action.title
+        vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding)
+        break
+      elseif action.command then
+        client:exec_cmd(action.command, { bufnr = buf })
+        if vim.wait(120000, function()
+          return not vim.deep_equal(before, vim.api.nvim_buf_get_lines(buf, 0, -1, false))
+        end, 100) then
+          out.appliedAction = action.title
+          break
+        end
+      end
     end
   end
   out.afterAction = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
@@ -102,7 +107,8 @@ local function hover()
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
   params.position = { line = 0, character = 5 } -- on `add`
   local response = client:request_sync('textDocument/hover', params, 120000, buf)
-  out.hover = response and (response.err and { error = response.err } or response.result) or vim.NIL
+  out.hover = response and response.result or vim.NIL
+  out.hoverError = response and response.err and vim.inspect(response.err) or (not response and 'timeout') or nil
   code_action()
 end
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +45,31 @@ def tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"({path} not written)"
+
+
+def advertised_capabilities() -> dict[str, Any]:
+    """The server's capabilities as its initialize answer gives them (deterministic engine: no model load)."""
+    global _CAPABILITIES
+    if _CAPABILITIES is None:
+        request = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "rootUri": None, "capabilities": {},
+            "initializationOptions": {"engine": "fake", "context": {"indexWorkspace": False}}}}
+        process = subprocess.Popen(server_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            body = json.dumps(request).encode()
+            process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            process.stdin.flush()
+            length = 0
+            while (line := process.stdout.readline().strip()):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            _CAPABILITIES = json.loads(process.stdout.read(length))["result"]["capabilities"]
+        finally:
+            process.kill()
+            process.wait()
+    return _CAPABILITIES
+
+
+_CAPABILITIES: dict[str, Any] | None = None

@@ -70,6 +70,7 @@ async function main() {
         report.lineAfterTab = (await editor.locator('.view-line').nth(1).textContent()).replace(/\u00a0/g, ' ');
         await page.keyboard.press('Control+S');
         await page.waitForTimeout(1000);
+        report.savedAfterTab = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
         await shot('3-accepted');
 
         step('show status and stats');
@@ -80,6 +81,17 @@ async function main() {
         const toast = page.locator('.notification-toast .notification-list-item-message', { hasText: 'codeassist:' }).first();
         report.statusMessage = await toast.waitFor({ timeout: 15000 }).then(() => toast.textContent(), () => null);
         await shot('4-status');
+        await page.keyboard.press('Escape');
+
+        if (process.env.CODEASSIST_HOVER === '1') {
+            report.hover = await hover(page, editor).catch((error) => ({ error: String(error) }));
+            await shot('5-hover');
+            await page.keyboard.press('Escape');
+        }
+        if (process.env.CODEASSIST_CODE_ACTION === '1') {
+            report.codeAction = await codeAction(page, editor).catch((error) => ({ error: String(error) }));
+            await shot('6-code-action');
+        }
         step('done');
     } catch (error) {
         report.error = String(error && error.stack || error);
@@ -88,6 +100,46 @@ async function main() {
         save();
         await browser.close();
     }
+}
+
+/** Hover over `add`; the hover widget's text once the model's explanation is in. */
+async function hover(page, editor) {
+    step('hover over `add`');
+    await editor.locator('.view-line').nth(0).getByText('add', { exact: true }).first().hover();
+    const contents = page.locator('.monaco-hover .hover-contents').filter({ hasNotText: /^\s*Loading/ }).first();
+    await contents.waitFor({ timeout: 60000 });
+    return { text: (await contents.textContent()).trim() };
+}
+
+/** Ctrl+. on the function, pick the first action that edits (not an explanation), wait for the edit. */
+async function codeAction(page, editor) {
+    step('code action (Ctrl+.)');
+    const before = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
+    await editor.locator('.view-line').nth(0).click();
+    await page.keyboard.press('Home');
+    await page.keyboard.press('Control+.');
+    const rows = page.locator('.action-widget .monaco-list-row.action');
+    await rows.first().waitFor({ timeout: 20000 });
+    const titles = (await rows.allTextContents()).map((t) => t.trim());
+    const index = titles.findIndex((t) => /doc/i.test(t));
+    const pick = index >= 0 ? index : titles.findIndex((t) => !/explain/i.test(t));
+    if (pick < 0) {
+        return { titles, error: 'no editing action offered' };
+    }
+    step(`apply ${JSON.stringify(titles[pick])}`);
+    // The keyboard, as a person would (a pointer block covers the widget in the headless workbench).
+    for (let i = 0; i < pick; i++) {
+        await page.keyboard.press('ArrowDown');
+    }
+    await page.keyboard.press('Enter');
+    const deadline = Date.now() + 150000;
+    let changed = false;
+    while (!changed && Date.now() < deadline) {
+        await page.waitForTimeout(1000);
+        await page.keyboard.press('Control+S');
+        changed = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8') !== before;
+    }
+    return { titles, applied: titles[pick], before, after: fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8') };
 }
 
 main().catch((error) => {

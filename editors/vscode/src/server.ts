@@ -14,6 +14,7 @@ import {
     State,
     TransportKind,
     WorkDoneProgress,
+    WorkDoneProgressCancelNotification,
     WorkDoneProgressCreateRequest,
 } from 'vscode-languageclient/node';
 import { SECTION, ServerLaunch, serverLaunch, serverSettings } from './settings';
@@ -141,25 +142,34 @@ export class ServerManager implements vscode.Disposable {
     private watchServer(client: LanguageClient): void {
         this.clientDisposables.push(client.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
             this.activeProgress.add(token);
+            let report: ((value: { message?: string }) => void) | undefined;
             let finish: () => void = () => undefined;
-            void vscode.window.withProgress(
-                { location: vscode.ProgressLocation.Window, title: 'codeassist' },
-                (progress) => new Promise<void>((resolve) => {
-                    finish = resolve;
-                    const listener = client.onProgress(WorkDoneProgress.type, token, (value) => {
-                        if (value.kind === 'end') {
-                            listener.dispose();
-                            this.activeProgress.delete(token);
-                            resolve();
-                            void this.refreshStatus();
-                            return;
-                        }
-                        progress.report({ message: value.message });
-                        this.status.loading(value.message ?? (value.kind === 'begin' ? value.title : 'working…'), value.percentage);
-                    });
-                    this.clientDisposables.push(listener, { dispose: () => finish() });
-                }),
-            );
+            const listener = client.onProgress(WorkDoneProgress.type, token, (value) => {
+                if (value.kind === 'begin') {
+                    // Model loading shows in the status bar; cancellable work (code actions) as a notification.
+                    const location = value.cancellable ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window;
+                    void vscode.window.withProgress({ location, title: value.title, cancellable: !!value.cancellable },
+                        (progress, cancel) => new Promise<void>((resolve) => {
+                            report = (update) => progress.report(update);
+                            finish = resolve;
+                            cancel.onCancellationRequested(() => {
+                                void client.sendNotification(WorkDoneProgressCancelNotification.type, { token });
+                            });
+                            report({ message: value.message });
+                        }));
+                }
+                if (value.kind === 'end') {
+                    listener.dispose();
+                    this.activeProgress.delete(token);
+                    finish();
+                    void this.refreshStatus();
+                    return;
+                }
+                report?.({ message: value.message });
+                const message = value.message ?? (value.kind === 'begin' ? value.title : 'working…');
+                this.status.loading(message, value.percentage, /loading model/i.test(message) ? 'loading' : 'working');
+            });
+            this.clientDisposables.push(listener, { dispose: () => finish() });
         }));
         this.clientDisposables.push(client.onNotification(ShowMessageNotification.type, ({ type, message }) => {
             if (type === MessageType.Error) {

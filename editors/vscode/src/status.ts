@@ -17,9 +17,10 @@ export class StatusItem implements vscode.Disposable {
         this.set('starting', '$(loading~spin) codeassist', 'Starting the codeassist language server…');
     }
 
-    loading(message: string, percentage?: number): void {
+    /** Model loading ('loading') or other server work such as indexing or a code action ('working'). */
+    loading(message: string, percentage?: number, state: 'loading' | 'working' = 'loading'): void {
         const pct = percentage === undefined ? '' : ` ${percentage}%`;
-        this.set('loading', `$(loading~spin) codeassist${pct}`, `codeassist: ${message}`);
+        this.set(state, `$(loading~spin) codeassist${pct}`, `codeassist: ${message}`);
     }
 
     ready(model: string, enabled: boolean): void {
