@@ -17,6 +17,7 @@ setup() {
   # makes every later install take seconds.
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[test]' 1>&2
   "$VENV/bin/codeassist" models install gemma-3-270m 1>&2
+  ./editors/install-test-deps.sh
 }
 
 case "${1:-}" in
