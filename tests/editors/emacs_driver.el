@@ -27,6 +27,8 @@
       (setq codeassist-eglot-command
             (list (getenv "CODEASSIST_LSP") "-vv" "--log-file" (getenv "CODEASSIST_SERVER_LOG")))
       (codeassist-report :emacs emacs-version)
+      ;; Server settings the way a user gives them (workspace/didChangeConfiguration on connect).
+      (setq-default eglot-workspace-configuration '(:codeassist (:completion (:maxTokens 20))))
       (find-file (getenv "CODEASSIST_SAMPLE"))
       (codeassist-report :mode (symbol-name major-mode))
       (call-interactively #'eglot)
@@ -44,7 +46,8 @@
                            (when (equal state "error")
                              (codeassist-finish (format "model failed to load: %S" (plist-get report :model))))
                            (and (equal state "ready") report))))))
-          (codeassist-report :model (plist-get (plist-get status :model) :state))))
+          (codeassist-report :model (plist-get (plist-get status :model) :state))
+          (codeassist-report :maxTokens (plist-get (plist-get (plist-get status :settings) :completion) :maxTokens))))
       ;; The cursor at the end of `    return ' (trailing space kept), then completion-at-point:
       ;; one candidate is inserted directly, its textEdit applied by eglot's exit function.
       (goto-char (point-min))

@@ -77,7 +77,7 @@ local function code_action()
         if resolved and resolved.result then
           action = resolved.result
         else
-          table.insert(out.resolveErrors, action.title .. ': ' .. vim.inspect(resolved and resolved.err or 'timeout'))
+          table.insert(out.resolveErrors, action.title .. ': ' .. (resolved and resolved.err and resolved.err.message or 'timeout'))
         end
       end
       if action.edit then
@@ -146,6 +146,7 @@ local function wait_for_model()
     return state == 'ready' and response.result
   end, function(status)
     out.model = status.model
+    out.maxTokens = status.settings.completion.maxTokens
     out.before = vim.api.nvim_buf_get_lines(buf, 1, 2, false)[1]
     complete(1)
   end)
@@ -156,6 +157,7 @@ vim.cmd('filetype on')
 vim.opt.runtimepath:prepend(env.CODEASSIST_NVIM_CONFIG)
 vim.lsp.config('codeassist', {
   cmd = { env.CODEASSIST_LSP, '-vv', '--log-file', env.CODEASSIST_SERVER_LOG },
+  init_options = { completion = { maxTokens = 20 } },
 })
 vim.lsp.enable('codeassist')
 vim.cmd.edit(vim.fn.fnameescape(env.CODEASSIST_SAMPLE))

@@ -46,6 +46,7 @@ def test_eglot_attaches(emacs_run: dict[str, Any]) -> None:
     assert emacs_run["server"] == "codeassist"
     assert emacs_run["completionProvider"] and emacs_run["capf"]
     assert emacs_run["model"] == "ready"
+    assert emacs_run["maxTokens"] == 20  # eglot-workspace-configuration reached the server
 
 
 def test_model_completion_through_completion_at_point(emacs_run: dict[str, Any]) -> None:

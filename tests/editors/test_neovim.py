@@ -62,6 +62,7 @@ def test_config_attaches(nvim_run: dict[str, Any], workspace: Path) -> None:
 def test_model_completion_accepted_through_omnifunc(nvim_run: dict[str, Any]) -> None:
     _check(nvim_run, "model", "items", "after")
     assert nvim_run["model"]["state"] == "ready"
+    assert nvim_run["maxTokens"] == 20  # the config's init_options reached the server
     assert nvim_run["before"] == SAMPLE_LINE
     assert nvim_run["items"] and nvim_run["items"][0].strip(), nvim_run["items"]
     after = nvim_run["after"]
@@ -90,3 +91,4 @@ def test_code_action_applies(nvim_run: dict[str, Any]) -> None:
     assert nvim_run.get("appliedAction"), (
         f"no code action edited the buffer: {nvim_run['codeActions']}; resolve errors: {nvim_run['resolveErrors']}")
     assert nvim_run["afterAction"] != nvim_run["beforeAction"], nvim_run["afterAction"]
+    assert "def add(a, b):" in nvim_run["afterAction"], nvim_run["afterAction"]

@@ -163,4 +163,4 @@ def test_code_action_applies_an_edit(vscode_run: dict[str, Any]) -> None:
         pytest.xfail("the server does not advertise codeActionProvider yet (textDocument/codeAction is being added)")
     action = vscode_run.get("codeAction") or {}
     assert "error" not in action and action.get("applied"), f"no code action applied in VS Code: {action}"
-    assert action["after"] != action["before"], action
+    assert action["after"] != action["before"] and "def add(a, b):" in action["after"], action

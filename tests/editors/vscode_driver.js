@@ -132,14 +132,23 @@ async function codeAction(page, editor) {
         await page.keyboard.press('ArrowDown');
     }
     await page.keyboard.press('Enter');
+    // Save every second until the file holds a new, stable, non-empty text (a read can catch a
+    // save half-written).
     const deadline = Date.now() + 150000;
-    let changed = false;
-    while (!changed && Date.now() < deadline) {
+    let previous = before;
+    let after = before;
+    while (Date.now() < deadline) {
         await page.waitForTimeout(1000);
         await page.keyboard.press('Control+S');
-        changed = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8') !== before;
+        const text = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
+        if (text && text !== before && text === previous) {
+            after = text;
+            break;
+        }
+        previous = text;
     }
-    return { titles, applied: titles[pick], before, after: fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8') };
+    const messages = (await page.locator('.notification-toast .notification-list-item-message').allTextContents());
+    return { titles, applied: titles[pick], before, after, messages };
 }
 
 main().catch((error) => {
