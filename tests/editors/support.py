@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,13 @@ def require_executable(name: str, *candidates: Path | str) -> str:
 
 
 def server_command() -> list[str]:
-    """The language server as an editor starts it: the console script from this venv."""
+    """The language server as an editor starts it: the console script from this venv.
+
+    $CODEASSIST_TEST_SERVER overrides it (one executable, e.g. a wrapper around another build).
+    """
+    override = os.environ.get("CODEASSIST_TEST_SERVER")
+    if override:
+        return [override]
     script = VENV_BIN / "codeassist-lsp"
     if not script.exists():
         pytest.fail(f"{script} is missing: install the project (pip install -e .) first.")

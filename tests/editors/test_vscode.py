@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
-from .support import (EDITORS, INSTALL_HINT, SAMPLE_LINE, advertised_capabilities, require_executable, server_command,
-                      tail)
+from .support import (EDITORS, INSTALL_HINT, SAMPLE_LINE, SAMPLE_PY, advertised_capabilities, require_executable,
+                      server_command, tail)
 
 pytestmark = pytest.mark.model
 DRIVER = Path(__file__).with_name("vscode_driver.js")
@@ -71,7 +71,8 @@ def vscode_run(vsix: Path, editor_home: dict[str, str], tmp_path_factory: pytest
     root = tmp_path_factory.mktemp("vscode")
     folder = root / "project"
     folder.mkdir()
-    (folder / "sample.py").write_text(SAMPLE_LINE.join(["def add(a, b):\n", "\n"]).replace(" \n", "\n"))
+    # No trailing space: typing it is what asks for the suggestion.
+    (folder / "sample.py").write_text(SAMPLE_PY.replace(SAMPLE_LINE + "\n", SAMPLE_LINE.rstrip() + "\n"))
     user_data, extensions = root / "user-data", root / "extensions"
     log = artifacts / "vscode-server.log"
     for stale in artifacts.glob("vscode-*"):

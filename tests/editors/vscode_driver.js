@@ -132,21 +132,21 @@ async function codeAction(page, editor) {
         await page.keyboard.press('ArrowDown');
     }
     await page.keyboard.press('Enter');
-    // Save every second until the file holds a new, stable, non-empty text (a read can catch a
-    // save half-written).
-    const deadline = Date.now() + 150000;
-    let previous = before;
-    let after = before;
-    while (Date.now() < deadline) {
+    // Wait for the edit in the editor (stable for a second), then save once and read the file.
+    const lines = editor.locator('.view-lines');
+    const shown = await lines.innerText();
+    const deadline = Date.now() + 120000;
+    let previous = shown;
+    let edited = false;
+    while (!edited && Date.now() < deadline) {
         await page.waitForTimeout(1000);
-        await page.keyboard.press('Control+S');
-        const text = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
-        if (text && text !== before && text === previous) {
-            after = text;
-            break;
-        }
+        const text = await lines.innerText();
+        edited = text !== shown && text === previous;
         previous = text;
     }
+    await page.keyboard.press('Control+S');
+    await page.waitForTimeout(1000);
+    const after = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
     const messages = (await page.locator('.notification-toast .notification-list-item-message').allTextContents());
     return { titles, applied: titles[pick], before, after, messages };
 }
