@@ -152,6 +152,10 @@ def test_status_command_reports_stats(vscode_run: dict[str, Any]) -> None:
     assert message and "ready" in message and "shown" in message, message
 
 
+def test_toggle_inline_suggestions_command(vscode_run: dict[str, Any]) -> None:
+    assert vscode_run["toggle"] == {"off": True, "on": True}, vscode_run["toggle"]
+
+
 def test_hover_shows_an_explanation(vscode_run: dict[str, Any]) -> None:
     if not advertised_capabilities().get("hoverProvider"):
         pytest.xfail("the server does not advertise hoverProvider yet (textDocument/hover is being added)")

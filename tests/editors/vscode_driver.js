@@ -9,6 +9,7 @@ const { chromium } = require(path.join(process.env.CODEASSIST_NODE_MODULES, 'pla
 const artifacts = process.env.CODEASSIST_ARTIFACTS;
 const report = { steps: [] };
 const step = (name) => { report.steps.push(name); console.error(`vscode: ${name}`); };
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `vscode-${name}.png`) });
 const save = () => fs.writeFileSync(path.join(artifacts, 'vscode-result.json'), JSON.stringify(report, null, 2));
 
 async function main() {
@@ -18,7 +19,6 @@ async function main() {
             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    const shot = (name) => page.screenshot({ path: path.join(artifacts, `vscode-${name}.png`) });
     try {
         step('open workbench');
         await page.goto(process.env.CODEASSIST_URL);
@@ -41,7 +41,7 @@ async function main() {
                 throw error;
             });
         report.statusLabel = await page.locator('[aria-label^="codeassist ready"]').first().getAttribute('aria-label');
-        await shot('1-ready');
+        await shot(page, '1-ready');
 
         step('type at the end of `    return`');
         await editor.locator('.view-line').nth(1).click();
@@ -57,12 +57,12 @@ async function main() {
             shown = await ghost.first().waitFor({ timeout: 30000 }).then(() => true, () => false);
         }
         if (!shown) {
-            await shot('2-no-ghost-text');
+            await shot(page, '2-no-ghost-text');
             throw new Error('no ghost text appeared after 3 attempts');
         }
         report.ghostText = (await ghost.allTextContents()).join('').replace(/\u00a0/g, ' ');
         step(`ghost text ${JSON.stringify(report.ghostText)}`);
-        await shot('2-ghost-text');
+        await shot(page, '2-ghost-text');
 
         step('accept with Tab and save');
         await page.keyboard.press('Tab');
@@ -71,7 +71,7 @@ async function main() {
         await page.keyboard.press('Control+S');
         await page.waitForTimeout(1000);
         report.savedAfterTab = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
-        await shot('3-accepted');
+        await shot(page, '3-accepted');
 
         step('show status and stats');
         await page.keyboard.press('F1');
@@ -80,26 +80,48 @@ async function main() {
         await page.keyboard.press('Enter');
         const toast = page.locator('.notification-toast .notification-list-item-message', { hasText: 'codeassist:' }).first();
         report.statusMessage = await toast.waitFor({ timeout: 15000 }).then(() => toast.textContent(), () => null);
-        await shot('4-status');
+        await shot(page, '4-status');
         await page.keyboard.press('Escape');
+        report.toggle = await toggle(page).catch((error) => ({ error: String(error) }));
 
         if (process.env.CODEASSIST_HOVER === '1') {
             report.hover = await hover(page, editor).catch((error) => ({ error: String(error) }));
-            await shot('5-hover');
+            await shot(page, '5-hover');
             await page.keyboard.press('Escape');
         }
         if (process.env.CODEASSIST_CODE_ACTION === '1') {
             report.codeAction = await codeAction(page, editor).catch((error) => ({ error: String(error) }));
-            await shot('6-code-action');
+            await shot(page, '6-code-action');
         }
         step('done');
     } catch (error) {
         report.error = String(error && error.stack || error);
-        await shot('error').catch(() => undefined);
+        await shot(page, 'error').catch(() => undefined);
     } finally {
         save();
         await browser.close();
     }
+}
+
+/** Run a command from the palette by its title. */
+async function command(page, title) {
+    await page.keyboard.press('F1');
+    await page.keyboard.type(title, { delay: 20 });
+    await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
+}
+
+/** Toggle inline suggestions off and on again; the status bar follows. */
+async function toggle(page) {
+    step('toggle inline suggestions off and on');
+    await command(page, 'codeassist: Toggle Inline Suggestions');
+    const off = await page.locator('[aria-label^="codeassist off"]').first().waitFor({ timeout: 15000 })
+        .then(() => true, () => false);
+    await shot(page, '4b-suggestions-off');
+    await command(page, 'codeassist: Toggle Inline Suggestions');
+    const on = await page.locator('[aria-label^="codeassist ready"]').first().waitFor({ timeout: 15000 })
+        .then(() => true, () => false);
+    return { off, on };
 }
 
 /** Hover over `add`; the hover widget's text once the model's explanation is in. */
@@ -107,7 +129,7 @@ async function hover(page, editor) {
     step('hover over `add`');
     await editor.locator('.view-line').nth(0).getByText('add', { exact: true }).first().hover();
     const contents = page.locator('.monaco-hover .hover-contents').filter({ hasNotText: /^\s*Loading/ }).first();
-    await contents.waitFor({ timeout: 60000 });
+    await contents.waitFor({ timeout: 45000 });
     return { text: (await contents.textContent()).trim() };
 }
 
