@@ -16,15 +16,18 @@ from .support import REPO, SAMPLE_PY, VENV_BIN
 def editor_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for an editor: a temporary HOME and XDG dirs, the installed model still found."""
     home = tmp_path_factory.mktemp("home")
-    env = dict(os.environ)
+    # The installed models are shared (a link); everything else the server keeps (workspace
+    # index, completion cache) starts empty, so no earlier run can answer for the model.
+    codeassist_cache = home / ".cache" / "codeassist"
+    codeassist_cache.mkdir(parents=True)
+    (codeassist_cache / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
+    env = {key: value for key, value in os.environ.items() if key != "CODEASSIST_CACHE_DIR"}
     env.update({
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local/share"),
         "XDG_STATE_HOME": str(home / ".local/state"),
         "XDG_CACHE_HOME": str(home / ".cache"),
-        # The model lives in the user's cache dir (installed by ./dev.sh); the rest goes to the temp home.
-        "CODEASSIST_CACHE_DIR": str(cache_dir()),
         "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
     })
     return env

@@ -27,6 +27,8 @@
       (setq codeassist-eglot-command
             (list (getenv "CODEASSIST_LSP") "-vv" "--log-file" (getenv "CODEASSIST_SERVER_LOG")))
       (codeassist-report :emacs emacs-version)
+      ;; The first completion can take a while on a busy 2-core machine (eglot's default is 10 s).
+      (setq jsonrpc-default-request-timeout 120)
       ;; Server settings the way a user gives them (workspace/didChangeConfiguration on connect).
       (setq-default eglot-workspace-configuration '(:codeassist (:completion (:maxTokens 20))))
       (find-file (getenv "CODEASSIST_SAMPLE"))

@@ -117,7 +117,7 @@ local function complete(attempt)
   -- Cursor at the end of `    return ` (the file keeps the trailing space), then the omnifunc popup.
   vim.api.nvim_win_set_cursor(0, { 2, #out.before })
   feed(attempt == 1 and 'A<C-x><C-o>' or '<C-x><C-o>')
-  poll('omnifunc items', 30000, function()
+  poll('omnifunc items', 90000, function()
     local info = vim.fn.complete_info({ 'items', 'mode' })
     if #info.items > 0 then
       return info

@@ -54,7 +54,7 @@ async function main() {
                 await page.keyboard.press('Backspace');
             }
             await page.keyboard.type(' ', { delay: 50 });
-            shown = await ghost.first().waitFor({ timeout: 30000 }).then(() => true, () => false);
+            shown = await ghost.first().waitFor({ timeout: 60000 }).then(() => true, () => false);
         }
         if (!shown) {
             await shot(page, '2-no-ghost-text');
