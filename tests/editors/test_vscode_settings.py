@@ -25,13 +25,14 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _contributed() -> dict[str, Any]:
     package = json.loads((EDITORS / "vscode/package.json").read_text())
     properties = package["contributes"]["configuration"]["properties"]
-    return {key.removeprefix("codeassist."): spec for key, spec in properties.items() if not key.startswith(CLIENT_ONLY)}
+    return {key.removeprefix("codeassist."): spec for key, spec in properties.items()
+            if not key.startswith(CLIENT_ONLY)}
 
 
 def test_every_vscode_setting_is_a_server_setting_with_its_default() -> None:
     server = _flatten(settings_to_wire(Settings()))
     for key, spec in _contributed().items():
-        assert key in server, f"editors/vscode/package.json contributes codeassist.{key}, which the server does not know"
+        assert key in server, f"editors/vscode/package.json contributes codeassist.{key}, unknown to the server"
         default = spec["default"]
         assert default == server[key] or (default == "" and server[key] is None), (
             f"codeassist.{key}: default {default!r} in package.json, {server[key]!r} in the server")
