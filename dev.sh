@@ -17,7 +17,6 @@ setup() {
   # makes every later install take seconds.
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[test]' 1>&2
   "$VENV/bin/codeassist" models install gemma-3-270m 1>&2
-  ./editors/install-test-deps.sh
 }
 
 case "${1:-}" in
@@ -27,6 +26,8 @@ case "${1:-}" in
     ;;
   test)
     setup
+    # The real editors the end-to-end tests drive (Neovim, Emacs, code-server + Chromium): cached.
+    ./editors/install-test-deps.sh 1>&2
     shift
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
