@@ -98,6 +98,50 @@ class ActionsSettings:
 
 
 @attrs.define
+class SpeculationSettings:
+    """Speculative decoding: guessed tokens verified by the model in one batch (greedy output unchanged)."""
+
+    mode: str = "auto"
+    """"auto" (the draft model when `draft.path` is set, else prompt lookup), "prompt-lookup",
+    "draft-model" or "off". Sampled (temperature > 0) requests never speculate."""
+    max_draft_tokens: int = 8
+    """Most tokens guessed per verification batch; the actual number adapts to the acceptance rate."""
+    min_draft_tokens: int = 1
+    """Fewest tokens guessed per batch while guessing at all."""
+    ngram_max: int = 3
+    """Longest n-gram prompt lookup matches (it tries the longest first)."""
+    ngram_min: int = 1
+    """Shortest n-gram prompt lookup matches."""
+
+
+@attrs.define
+class DraftSettings:
+    """A smaller model with the same vocabulary that drafts tokens for the main model."""
+
+    path: str | None = None
+    """A GGUF file (e.g. Qwen2.5-Coder-0.5B for a Qwen2.5-Coder-7B model); unset = no draft model."""
+    gpu_layers: int = -1
+    """Layers of the draft offloaded to the GPU: -1 = all when the build has a GPU backend."""
+
+
+@attrs.define
+class CacheSettings:
+    """The completion cache: memory, then disk, keyed on model + decoding parameters + prompt tokens."""
+
+    enabled: bool = True
+    memory_entries: int = 512
+    """Completions kept in the in-memory LRU tier."""
+    disk: bool = True
+    """Keep completions on disk across restarts (under the user cache dir, 0700/0600)."""
+    disk_size_mb: int = 64
+    """Size cap of the disk tier; least recently stored entries are evicted beyond it."""
+    directory: str | None = None
+    """Where the disk tier lives; unset = <cache dir>/completions."""
+    typed_ahead: bool = True
+    """When the user types the start of the suggestion being shown, answer with the rest (no model call)."""
+
+
+@attrs.define
 class Settings:
     """Everything the server can be told through initializationOptions or didChangeConfiguration."""
 
@@ -106,6 +150,9 @@ class Settings:
     context: ContextSettings = attrs.Factory(ContextSettings)
     security: SecuritySettings = attrs.Factory(SecuritySettings)
     actions: ActionsSettings = attrs.Factory(ActionsSettings)
+    speculation: SpeculationSettings = attrs.Factory(SpeculationSettings)
+    draft: DraftSettings = attrs.Factory(DraftSettings)
+    cache: CacheSettings = attrs.Factory(CacheSettings)
     engine: str = "llama"
     """"llama" (in-process llama.cpp) or "fake" (deterministic, for protocol tests only)."""
 
@@ -117,7 +164,8 @@ def _camel(name: str) -> str:
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
-    for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, Settings):
+    for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, SpeculationSettings,
+                DraftSettings, CacheSettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
@@ -143,6 +191,9 @@ def parse_settings(raw: Any) -> Settings:
         if settings.security.on_high_severity not in ("withhold", "warn"):
             raise ValueError(f"security.onHighSeverity must be 'withhold' or 'warn', "
                              f"not {settings.security.on_high_severity!r}")
+        if settings.speculation.mode not in ("auto", "prompt-lookup", "draft-model", "off"):
+            raise ValueError(f"speculation.mode must be 'auto', 'prompt-lookup', 'draft-model' or 'off', "
+                             f"not {settings.speculation.mode!r}")
         if settings.engine not in ("llama", "fake"):
             raise ValueError(f"engine must be 'llama' or 'fake', not {settings.engine!r}")
         return settings

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 
 import attrs
 
+from codeassist_lsp.cache import CachedCompletion, CompletionCache, completion_key
 from codeassist_lsp.config import Settings
 from codeassist_lsp.context.assembler import AssembledContext, ContextAssembler, Snippet, assemble_context
 from codeassist_lsp.context.gating import Gate, decide_mode
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 # When the code before the cursor outgrows the budget, the window start jumps ahead by this share
 # of the budget, so that it stays put (and the KV cache stays valid) for many keystrokes after.
 WINDOW_HEADROOM = 0.25
+MAX_CHARS_PER_TOKEN = 8
+MAX_LINE_CHARS = 2000
 # Share of the prompt budget for related definitions and open-file snippets.
 SNIPPET_SHARE = 0.4
 
@@ -63,6 +66,22 @@ class PreparedCompletion:
     prepare_ms: float = 0.0
     path: str = ""
     document: str = ""
+    cache_key: str | None = None
+    cached: CachedCompletion | None = None
+    """A cache hit: the model output for this exact prompt, model and parameters."""
+    cache_tier: str = ""
+    typed_ahead: str | None = None
+    """The rest of the suggestion being shown, when the user typed its start (no model call)."""
+
+
+@attrs.frozen
+class ShownSuggestion:
+    """The last suggestion shown in a document, where it was shown and over which text."""
+
+    document: str
+    offset: int
+    text: str
+    mode: str = "line"
 
 
 def _warm_up_verifier() -> None:
@@ -83,8 +102,13 @@ def make_backend(settings: Settings) -> DecodeBackend:
     from codeassist_lsp.engine.models import resolve_model_path
 
     path, spec = resolve_model_path(settings.model.name, settings.model.path)
-    return LlamaBackend(path, settings.model, prompt_format=spec.prompt_format if spec else "auto",
-                        stop=spec.stop if spec else ())
+    backend = LlamaBackend(path, settings.model, prompt_format=spec.prompt_format if spec else "auto",
+                           stop=spec.stop if spec else (), speculation=settings.speculation)
+    if settings.draft.path and settings.speculation.mode != "off":
+        from codeassist_lsp.engine.speculative import attach_draft_model
+
+        attach_draft_model(backend, settings)  # raises VocabularyMismatch for a foreign draft
+    return backend
 
 
 class CompletionService:
@@ -102,6 +126,9 @@ class CompletionService:
         # Related snippets per document, refreshed only off the keystroke path (prewarm, one-shot):
         # a changed prompt head would make the model re-read the whole window.
         self._pinned_snippets: dict[str, tuple[Snippet, ...]] = {}
+        self._cache: CompletionCache | None = None  # opened on first use (the disk tier touches files)
+        self._cache_lock = threading.Lock()
+        self._shown: dict[str, ShownSuggestion] = {}
         # Import bandit and compile the rule pack now, not on the first keystroke.
         threading.Thread(target=_warm_up_verifier, name="codeassist-verify-warmup", daemon=True).start()
 
@@ -125,20 +152,28 @@ class CompletionService:
     def close(self) -> None:
         """Stop the model thread and free the model."""
         self.worker.close()
+        if self._cache is not None:
+            self._cache.close()
 
     # -- the pipeline ---------------------------------------------------------------------
 
     def _sticky_window(self, key: str, text: str, offset: int, budget: int,
                        count_tokens: Callable[[str], int]) -> int:
         """Where the prompt window starts; it moves rarely so the KV cache stays valid."""
+        # No token is longer than this many characters in practice: text before this floor can
+        # never fit, so huge files cost no more than small ones.
+        floor = max(0, offset - budget * MAX_CHARS_PER_TOKEN)
+        if floor:
+            next_line = text.find("\n", floor, offset)
+            floor = next_line + 1 if next_line >= 0 else text.rfind("\n", 0, offset) + 1
         start = self._window_starts.get(key, 0)
-        if start > offset:
-            start = 0
+        if start > offset or start < floor:
+            start = floor
         used = count_tokens(text[start:offset])
-        if used > budget or (start > 0 and used < budget * (1 - 2 * WINDOW_HEADROOM)):
+        if used > budget or (start > floor and used < budget * (1 - 2 * WINDOW_HEADROOM)):
             target = budget * (1 - WINDOW_HEADROOM)
-            start = 0
-            total = count_tokens(text[:offset])
+            start = floor
+            total = count_tokens(text[floor:offset])
             # Walk line starts forward until the rest fits with headroom.
             while total > target:
                 next_line = text.find("\n", start, offset)
@@ -166,12 +201,18 @@ class CompletionService:
         """Drop per-document state when a document closes."""
         self._pinned_snippets.pop(path, None)
         self._window_starts.pop(path, None)
+        self._shown.pop(path, None)
 
     def prepare(self, text: str, offset: int, *, path: str, language_id: str | None,
                 kind: str = "completion", refresh_context: bool = False,
                 version: int | None = None) -> PreparedCompletion:
         """Gate, assemble and tokenise; no model work. `offset` is a str index into text."""
         started = time.perf_counter()
+        if kind == "completion":
+            ahead = self._typed_ahead(text, offset, path)
+            if ahead is not None:
+                ahead.prepare_ms = (time.perf_counter() - started) * 1000
+                return ahead
         backend = self.wait_until_loaded(0) if self.worker.loaded.is_set() else None
         if backend is None:
             raise ModelNotAvailable("The model is still loading.")
@@ -185,6 +226,9 @@ class CompletionService:
             following="" if line_end < 0 else text[line_end + 1:line_end + 400],
             path=path, document=text,
         )
+        if len(prepared.line_before) > MAX_LINE_CHARS or "\x00" in prepared.line_before:
+            # Minified or binary content: nothing sensible to suggest, and costly to tokenise.
+            prepared.gate = gate = Gate("none", reason="line too long or binary")
         if gate.mode == "none" and kind == "completion":
             prepared.prepare_ms = (time.perf_counter() - started) * 1000
             return prepared
@@ -213,18 +257,26 @@ class CompletionService:
             stop_check=stop_check,
             not_before=time.monotonic() + options.debounce_ms / 1000,
         )
+        if kind == "completion":
+            self._look_up_cache(prepared, backend)
         prepared.prepare_ms = (time.perf_counter() - started) * 1000
         return prepared
 
     def submit(self, prepared: PreparedCompletion) -> Job | None:
         """Hand the prepared request to the model thread (None when gating said no)."""
-        if prepared.request is None:
+        if prepared.request is None or prepared.cached is not None or prepared.typed_ahead is not None:
             return None
         return self.worker.submit(prepared.request)
 
     def finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
         """Shape the model's text and verify it; what fails verification is never shown."""
         started = time.perf_counter()
+        if prepared.typed_ahead is not None:
+            return self._typed_ahead_suggestion(prepared)
+        if result is None and prepared.cached is not None:
+            result = self._cached_result(prepared)
+        elif result is not None:
+            self._store_in_cache(prepared, result)
         raw = ""
         if result is not None:
             raw = shape_suggestion(result.text, prepared.gate, line_before=prepared.line_before,
@@ -242,8 +294,12 @@ class CompletionService:
                            generate_ms=round(result.generate_ms, 2))
         timings["verify_ms"] = round(verdict.elapsed_ms, 2) if verdict else 0.0
         timings["postprocess_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        return Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
-                          timings=timings, context=prepared.context, verdict=verdict, raw_text=raw)
+        if prepared.cache_tier:
+            timings["cache"] = prepared.cache_tier  # type: ignore[assignment]
+        suggestion = Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
+                                timings=timings, context=prepared.context, verdict=verdict, raw_text=raw)
+        self._remember_shown(prepared, suggestion)
+        return suggestion
 
     def complete(self, text: str, offset: int, *, path: str, language_id: str | None = None) -> Suggestion:
         """The whole pipeline with fresh context, blocking (the one-shot CLI and benchmarks)."""
@@ -272,3 +328,92 @@ class CompletionService:
 
         job.future.add_done_callback(pin)
         return job.future
+
+    # -- cache and typed-ahead reuse (issue 6) ----------------------------------------------
+
+    @property
+    def cache(self) -> CompletionCache | None:
+        """The completion cache, opened on first use; None when disabled or for the fake engine."""
+        # The fake engine exists for protocol tests, which must see every request reach the engine.
+        if not self.settings.cache.enabled or self.settings.engine == "fake":
+            return None
+        if self._cache is None:
+            with self._cache_lock:
+                if self._cache is None:
+                    self._cache = CompletionCache.from_settings(self.settings.cache)
+        return self._cache
+
+    def _cache_params(self, prepared: PreparedCompletion) -> dict[str, object]:
+        """Every setting that changes the model's output for a prompt (beyond the model itself)."""
+        request = prepared.request
+        assert request is not None
+        return {
+            "max_tokens": request.max_tokens, "stop": list(request.stop),
+            "sampling": attrs.asdict(request.sampling), "mode": prepared.gate.mode,
+            "indent": prepared.gate.indent, "max_block_lines": self.settings.completion.max_block_lines,
+            "context_size": self.settings.model.context_size,
+        }
+
+    def _look_up_cache(self, prepared: PreparedCompletion, backend: DecodeBackend) -> None:
+        """Fill prepared.cached from the cache when this exact prompt was answered before."""
+        cache = self.cache
+        if cache is None or prepared.request is None or prepared.request.max_tokens <= 0:
+            return
+        prepared.cache_key = completion_key(backend.model_id, self._cache_params(prepared),
+                                            prepared.request.prompt_tokens)
+        hit = cache.get(prepared.cache_key)
+        if hit is not None:
+            prepared.cached, prepared.cache_tier = hit
+
+    def _store_in_cache(self, prepared: PreparedCompletion, result: GenerationResult) -> None:
+        """Keep a finished (not cancelled) model answer for the next identical prompt."""
+        cache = self.cache
+        if cache is None or prepared.cache_key is None or result.finish_reason not in ("stop", "length", "eog"):
+            return
+        cache.set(prepared.cache_key, CachedCompletion(text=result.text, finish_reason=result.finish_reason,
+                                                       generated_tokens=result.generated_tokens))
+
+    @staticmethod
+    def _cached_result(prepared: PreparedCompletion) -> GenerationResult:
+        cached = prepared.cached
+        assert cached is not None and prepared.request is not None
+        return GenerationResult(text=cached.text, finish_reason=cached.finish_reason,  # type: ignore[arg-type]
+                                prompt_tokens=len(prepared.request.prompt_tokens),
+                                generated_tokens=cached.generated_tokens)
+
+    def _typed_ahead(self, text: str, offset: int, path: str) -> PreparedCompletion | None:
+        """When the user typed the start of the suggestion being shown, the rest of it (else None)."""
+        if not self.settings.cache.typed_ahead or not self.settings.cache.enabled:
+            return None
+        shown = self._shown.get(path)
+        if shown is None or offset <= shown.offset:
+            return None
+        typed = text[shown.offset:offset]
+        if (len(typed) >= len(shown.text) or not shown.text.startswith(typed)
+                or len(text) != len(shown.document) + len(typed)
+                or not text.startswith(shown.document[:shown.offset])
+                or not text.endswith(shown.document[shown.offset:])):
+            return None
+        return PreparedCompletion(gate=Gate(mode=shown.mode),  # type: ignore[arg-type]
+                                  offset=offset, path=path, document=text,
+                                  typed_ahead=shown.text[len(typed):])
+
+    def _typed_ahead_suggestion(self, prepared: PreparedCompletion) -> Suggestion:
+        """The rest of the shown suggestion; verification already passed on the same final text."""
+        assert prepared.typed_ahead is not None
+        suggestion = Suggestion(text=prepared.typed_ahead, mode=prepared.gate.mode, offset=prepared.offset,
+                                timings={"prepare_ms": round(prepared.prepare_ms, 2),
+                                         "cache": "typed-ahead"},  # type: ignore[dict-item]
+                                raw_text=prepared.typed_ahead)
+        self._remember_shown(prepared, suggestion)
+        return suggestion
+
+    def _remember_shown(self, prepared: PreparedCompletion, suggestion: Suggestion) -> None:
+        """Per document: the suggestion now showing (or none), for typed-ahead reuse."""
+        if not prepared.path:
+            return
+        if suggestion.text:
+            self._shown[prepared.path] = ShownSuggestion(document=prepared.document, offset=prepared.offset,
+                                                         text=suggestion.text, mode=suggestion.mode)
+        else:
+            self._shown.pop(prepared.path, None)

@@ -12,8 +12,18 @@ import logging
 import time
 from pathlib import Path
 
-from codeassist_lsp.config import ModelSettings, effective_threads
+import attrs
+
+from codeassist_lsp.config import ModelSettings, SpeculationSettings, effective_threads
 from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult, Sampling
+from codeassist_lsp.engine.speculative import (
+    AdaptiveDraftLength,
+    Drafter,
+    DraftModelDrafter,
+    PromptLookupDrafter,
+    SpeculationStats,
+    check_same_vocabulary,
+)
 from codeassist_lsp.errors import EngineError, ModelNotAvailable
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,7 @@ class LlamaBackend:
     """One GGUF model and one context, driven by a single thread at a time."""
 
     def __init__(self, path: Path, settings: ModelSettings, *, prompt_format: str = "prefix",
-                 stop: tuple[str, ...] = ()) -> None:
+                 stop: tuple[str, ...] = (), speculation: SpeculationSettings | None = None) -> None:
         lib = _import_llama_cpp()
         self._lib = lib
         route_llama_logs_to_python()
@@ -114,11 +124,32 @@ class LlamaBackend:
         self._samplers: dict[Sampling, object] = {}
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._token_array = (lib.llama_token * max(PROMPT_CHUNK, 1))()
+        # Speculative decoding: a drafter guesses, one batch with logits at every position verifies.
+        self.speculation = speculation if speculation is not None else SpeculationSettings()
+        self.speculation_stats = SpeculationStats()  # cumulative over requests
+        self.last_speculation = SpeculationStats()  # of the latest request
+        self._draft_model: LlamaBackend | None = None
+        self._draft_length = AdaptiveDraftLength(self.speculation.min_draft_tokens,
+                                                 self.speculation.max_draft_tokens)
+        self._batch_capacity = 0
+        self._batch = None
+        self._batch_invariant: bool | None = None  # measured on first use (see batch_invariant)
         self.load_ms = (time.perf_counter() - started) * 1000
-        offload = "GPU backend present" if gpu_offload_supported() else "CPU-only build"
-        log.info("loaded %s in %.0f ms (%s; %d layers offloaded; n_ctx %d; %d threads)", path.name,
-                 self.load_ms, offload, self.gpu_layers if gpu_offload_supported() else 0, self.n_ctx,
-                 ctx_params.n_threads)
+        self._log_offload(path.name, ctx_params.n_threads)
+
+    def _log_offload(self, name: str, threads: int) -> None:
+        """One clear line of where the model runs."""
+        if not gpu_offload_supported():
+            where = "CPU only (this llama.cpp build has no GPU backend; see benchmarks/gpu.sh)"
+        elif self.gpu_layers <= 0:
+            where = "CPU only (GPU backend present, gpu_layers=0)"
+        else:
+            total = self.n_layers if self.n_layers > 0 else "?"
+            offloaded = min(self.gpu_layers, self.n_layers) if self.n_layers > 0 else self.gpu_layers
+            where = f"GPU: {offloaded}/{total} layers offloaded"
+        log.info("loaded %s in %.0f ms: %s; n_ctx %d; %d threads", name, self.load_ms, where, self.n_ctx,
+                 threads)
+        self.offload_summary = where
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -145,6 +176,10 @@ class LlamaBackend:
             count = self._lib.llama_token_to_piece(self._vocab, token, bigger, -count, 0, False)
             return bigger.raw[:count]
         return self._piece_buffer.raw[:count]
+
+    def token_text(self, token: int) -> bytes:
+        """The vocabulary's stored text of a token (special tokens included), for vocabulary checks."""
+        return bytes(self._lib.llama_vocab_get_text(self._vocab, token) or b"")
 
     def fim_tokens(self) -> tuple[int, int, int] | None:
         """(prefix, suffix, middle) fill-in-the-middle token ids when the vocabulary has them."""
@@ -199,6 +234,133 @@ class LlamaBackend:
             self._cached.clear()
             raise EngineError(f"llama_decode failed with status {status}")
         self._cached.extend(tokens)
+
+    def _decode_all_logits(self, tokens: list[int]) -> None:
+        """Evaluate tokens at the end of the cache with logits kept at every position (verification)."""
+        lib = self._lib
+        count = len(tokens)
+        if count > self._batch_capacity:
+            if self._batch is not None:
+                lib.llama_batch_free(self._batch)
+            self._batch_capacity = max(count, 16)
+            self._batch = lib.llama_batch_init(self._batch_capacity, 0, 1)
+        batch = self._batch
+        start = len(self._cached)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 1
+        batch.n_tokens = count
+        status = lib.llama_decode(self._ctx, batch)
+        if status != 0:
+            lib.llama_memory_clear(self._memory, True)
+            self._cached.clear()
+            raise EngineError(f"llama_decode failed with status {status}")
+        self._cached.extend(tokens)
+
+    def _sync_cache(self, tokens: list[int], cancel: CancelFlag) -> bool:
+        """Make the KV cache hold exactly `tokens` (prefix reuse); False when cancelled meanwhile."""
+        common = 0
+        for cached, wanted in zip(self._cached, tokens):
+            if cached != wanted:
+                break
+            common += 1
+        keep = self._truncate_cache(common)
+        pending = tokens[keep:]
+        while pending:
+            if cancel.is_set:
+                return False
+            chunk, pending = pending[:PROMPT_CHUNK], pending[PROMPT_CHUNK:]
+            self._decode(chunk)
+        return True
+
+    def greedy_continuation(self, history: list[int], k: int, cancel: CancelFlag) -> list[int]:
+        """k greedy tokens after history, reusing the KV cache (this model acting as a draft)."""
+        if not history or k <= 0 or len(history) + k >= self.n_ctx:
+            return []
+        # The last history token is evaluated again when fully cached: its logits are needed.
+        if not self._sync_cache(history[:-1], cancel):
+            return []
+        self._decode([history[-1]])
+        sampler = self._sampler(Sampling())
+        drafted: list[int] = []
+        while True:
+            token = self._lib.llama_sampler_sample(sampler, self._ctx, -1)
+            if self._lib.llama_vocab_is_eog(self._vocab, token):
+                break
+            drafted.append(token)
+            if len(drafted) >= k or cancel.is_set:
+                break
+            self._decode([token])
+        return drafted
+
+    # -- speculation --------------------------------------------------------------------
+
+    def attach_draft(self, draft: LlamaBackend) -> None:
+        """Use `draft` to guess tokens; refuses a model whose vocabulary differs (VocabularyMismatch)."""
+        check_same_vocabulary(self, draft)
+        self._draft_model = draft
+        log.info("speculative decoding with draft model %s (up to %d tokens per batch)", draft.model_id,
+                 self.speculation.max_draft_tokens)
+
+    def batch_invariant(self) -> bool:
+        """Whether a token's logits are bit-identical whether it is decoded alone or inside a batch.
+
+        Verification reads logits from a batch; only where they equal one-token decoding is
+        speculative greedy output guaranteed token-for-token identical. Measured on this CPU build
+        (llama.cpp in llama-cpp-python 0.3.36): beyond ~256 cached tokens the one-query attention
+        kernel differs from the batched one (up to ~1 logit), for SmolLM2 and Gemma 3 alike; Gemma 3
+        differs even on short contexts. Such differences flip near-ties, so 'auto' stays off there.
+        The probe runs at a context of ~320 tokens, where the kernels part ways.
+        """
+        if self._batch_invariant is None:
+            import numpy as np
+
+            snippet = "def area(width, height):\n    return width * height\n\n"
+            probe = self.tokenize(snippet * 24, add_bos=self.adds_bos())
+            head, tail = probe[:320], probe[320:326]
+            cancel = CancelFlag()
+            saved = list(self._cached)
+            self._truncate_cache(0)
+            self._sync_cache(head, cancel)
+
+            def logits(index: int):  # type: ignore[no-untyped-def]
+                pointer = self._lib.llama_get_logits_ith(self._ctx, index)
+                return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+
+            single = []
+            for token in tail:
+                self._decode([token])
+                single.append(logits(-1))
+            self._truncate_cache(len(head))
+            self._decode_all_logits(tail)
+            batched = [logits(i) for i in range(len(tail))]
+            self._truncate_cache(0)
+            del saved  # the cache was cleared; the next request evaluates its prompt afresh
+            self._batch_invariant = all(np.array_equal(a, b) for a, b in zip(single, batched))
+            if not self._batch_invariant:
+                worst = max(float(np.abs(a - b).max()) for a, b in zip(single, batched))
+                log.info("%s: batched logits differ from one-token decoding by up to %.3f; speculative "
+                         "decoding in mode 'auto' is off for it (greedy output would not be exact)",
+                         self.model_id, worst)
+        return self._batch_invariant
+
+    def _drafter(self, request: GenerationRequest) -> Drafter | None:
+        """The drafter for this request; None when speculation is off or sampling is not greedy."""
+        mode = self.speculation.mode
+        # Greedy acceptance is exact only for greedy sampling; sampled requests decode plainly.
+        if mode == "off" or request.sampling.temperature > 0:
+            return None
+        # 'auto' speculates only where it cannot change the output; explicit modes always do.
+        if mode == "auto" and not self.batch_invariant():
+            return None
+        if self._draft_model is not None and mode in ("auto", "draft-model"):
+            return DraftModelDrafter(self._draft_model)
+        if mode in ("auto", "prompt-lookup"):
+            return PromptLookupDrafter(self.speculation.ngram_max, self.speculation.ngram_min)
+        return None
 
     def _sampler(self, sampling: Sampling):  # type: ignore[no-untyped-def]
         sampler = self._samplers.get(sampling)
@@ -255,26 +417,38 @@ class LlamaBackend:
             return result
 
         generate_started = time.perf_counter()
-        result.finish_reason = self._generate(request, cancel, result)
+        result.finish_reason = self._generate(request, cancel, result, prompt)
         result.generate_ms = (time.perf_counter() - generate_started) * 1000
         return result
 
-    def _generate(self, request: GenerationRequest, cancel: CancelFlag, result: GenerationResult) -> str:
+    def _generate(self, request: GenerationRequest, cancel: CancelFlag, result: GenerationResult,
+                  prompt: list[int]) -> str:
         lib = self._lib
         sampler = self._sampler(request.sampling)
         lib.llama_sampler_reset(sampler)
+        drafter = self._drafter(request)
+        self.last_speculation = SpeculationStats()
+        history = list(prompt)  # what the drafters see: prompt and every emitted token
         raw = bytearray()
         text = ""
         stops = request.stop + self.stop
-        for _ in range(request.max_tokens):
+        # Tokens the target model chose, with their log-probabilities; every entry but the last is
+        # already in the KV cache (accepted drafts), the last one is decoded after it is emitted.
+        queue = [self._choose(sampler, -1, request.want_logprobs)]
+        produced = 0
+        while queue:
             if cancel.is_set:
                 return "cancelled"
-            token = lib.llama_sampler_sample(sampler, self._ctx, -1)
-            if request.want_logprobs:
-                result.token_logprobs.append(self._logprob(token))
+            if produced >= request.max_tokens:
+                return "length"
+            token, logprob = queue.pop(0)
+            produced += 1
+            if logprob is not None:
+                result.token_logprobs.append(logprob)
             if lib.llama_vocab_is_eog(self._vocab, token):
                 return "eog"
             result.generated_tokens += 1
+            history.append(token)
             raw.extend(self.token_bytes(token))
             # Decode lazily so a multi-byte character split across tokens is never mangled.
             text = raw.decode("utf-8", "ignore")
@@ -285,16 +459,61 @@ class LlamaBackend:
             if cut is not None:
                 result.text = text[:cut]
                 return "stop"
+            if queue:
+                continue
+            if produced >= request.max_tokens:
+                return "length"
             if len(self._cached) + 1 >= self.n_ctx:
                 return "length"
-            self._decode([token])
+            queue = self._advance(token, history, drafter, sampler, request, cancel,
+                                  request.max_tokens - produced)
         return "length"
 
-    def _logprob(self, token: int) -> float:
-        """log softmax of the last logits at `token` (numpy over the vocabulary)."""
+    def _choose(self, sampler, index: int, want_logprob: bool) -> tuple[int, float | None]:  # type: ignore[no-untyped-def]
+        token = self._lib.llama_sampler_sample(sampler, self._ctx, index)
+        return token, (self._logprob(token, index) if want_logprob else None)
+
+    def _advance(self, token: int, history: list[int], drafter: Drafter | None, sampler,  # type: ignore[no-untyped-def]
+                 request: GenerationRequest, cancel: CancelFlag, remaining: int) -> list[tuple[int, float | None]]:
+        """Decode `token` (with drafted guesses after it when any) and return the target's next choices."""
+        drafts: list[int] = []
+        if drafter is not None and remaining > 1:
+            room = self.n_ctx - len(self._cached) - 2
+            k = min(self._draft_length.k, remaining - 1, room)
+            if k > 0:
+                drafts = drafter.draft(history, k, cancel)[:k]
+        want = request.want_logprobs
+        if not drafts:
+            self._decode([token])
+            return [self._choose(sampler, -1, want)]
+        base = len(self._cached)
+        self._decode_all_logits([token, *drafts])
+        chosen: list[tuple[int, float | None]] = []
+        for index, guess in enumerate(drafts):
+            choice = self._choose(sampler, index, want)
+            chosen.append(choice)
+            if choice[0] != guess:
+                break
+        else:
+            chosen.append(self._choose(sampler, len(drafts), want))
+        accepted = len(chosen) - 1
+        self._draft_length.update(len(drafts), accepted)
+        self.last_speculation.add(len(drafts), accepted)
+        self.speculation_stats.add(len(drafts), accepted)
+        keep = base + 1 + accepted
+        if self._truncate_cache(keep) != keep:
+            # This cache could not roll back (it was cleared): rebuild it, then stop speculating.
+            log.warning("KV cache cannot roll back; speculative decoding disabled for %s", self.model_id)
+            self.speculation = attrs.evolve(self.speculation, mode="off")
+            if not self._sync_cache(history + drafts[:accepted], cancel):
+                return []
+        return chosen
+
+    def _logprob(self, token: int, index: int = -1) -> float:
+        """log softmax of the logits at batch position `index` for `token` (numpy over the vocabulary)."""
         import numpy as np
 
-        pointer = self._lib.llama_get_logits_ith(self._ctx, -1)
+        pointer = self._lib.llama_get_logits_ith(self._ctx, index)
         logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
         peak = float(logits.max())
         return float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
@@ -305,6 +524,12 @@ class LlamaBackend:
         for sampler in self._samplers.values():
             lib.llama_sampler_free(sampler)
         self._samplers.clear()
+        if getattr(self, "_batch", None) is not None:
+            lib.llama_batch_free(self._batch)
+            self._batch = None
+        if getattr(self, "_draft_model", None) is not None:
+            self._draft_model.close()
+            self._draft_model = None
         if getattr(self, "_ctx", None):
             lib.llama_free(self._ctx)
             self._ctx = None

@@ -1,0 +1,228 @@
+"""Speculative decoding: cheap guesses of the next tokens that the target model verifies in one batch.
+
+Two drafters speak the same small interface (`draft(history, k, cancel) -> tokens`):
+- `PromptLookupDrafter` copies what followed the latest earlier occurrence of the last n tokens
+  (code repeats identifiers, argument lists and whole lines); it needs no second model.
+- `DraftModelDrafter` runs a smaller GGUF with the same vocabulary greedily for k tokens.
+
+The decode loop in `engine/llama.py` verifies the guesses; with greedy sampling the output is
+token-for-token what the target alone would produce, only fewer target decodes are paid for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+
+from codeassist_lsp.engine.base import CancelFlag
+from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
+
+if TYPE_CHECKING:
+    from codeassist_lsp.config import Settings
+    from codeassist_lsp.engine.llama import LlamaBackend
+
+log = logging.getLogger(__name__)
+
+
+class VocabularyMismatch(CodeassistError):
+    """A draft model whose tokens do not mean what the target's tokens mean."""
+
+
+class Drafter(Protocol):
+    """Proposes up to k tokens that may follow `history` (prompt + generated so far)."""
+
+    name: str
+
+    def draft(self, history: Sequence[int], k: int, cancel: CancelFlag) -> list[int]:
+        """Up to k guessed tokens; [] when there is no good guess (the loop then decodes one token)."""
+        ...
+
+
+@attrs.define
+class SpeculationStats:
+    """What speculation did: batches verified, tokens guessed and how many the target kept."""
+
+    batches: int = 0
+    drafted: int = 0
+    accepted: int = 0
+
+    @property
+    def acceptance(self) -> float:
+        """Share of drafted tokens the target accepted (0.0 before any)."""
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    def add(self, drafted: int, accepted: int) -> None:
+        """Record one verification batch."""
+        self.batches += 1
+        self.drafted += drafted
+        self.accepted += accepted
+
+
+class AdaptiveDraftLength:
+    """k for the next batch: grows while guesses are all accepted, shrinks when most are rejected.
+
+    A rejected guess costs a slot in the verification batch (and a draft-model decode); a long
+    accepted run saves a whole target decode per token, so k follows the recent acceptance.
+    """
+
+    def __init__(self, minimum: int = 1, maximum: int = 8, start: int = 4) -> None:
+        self.minimum = max(1, minimum)
+        self.maximum = max(self.minimum, maximum)
+        self.k = min(max(start, self.minimum), self.maximum)
+        self._recent = 0.5  # exponential moving average of the acceptance rate
+
+    def update(self, drafted: int, accepted: int) -> None:
+        """Adjust k after a verification batch."""
+        if drafted <= 0:
+            return
+        rate = accepted / drafted
+        self._recent = 0.7 * self._recent + 0.3 * rate
+        if accepted == drafted:
+            self.k = min(self.maximum, self.k + 2)
+        elif self._recent < 0.4:
+            self.k = max(self.minimum, self.k - 1)
+
+    @property
+    def recent_acceptance(self) -> float:
+        """The moving average acceptance rate that drives k."""
+        return self._recent
+
+
+class PromptLookupDrafter:
+    """Guesses by n-gram lookup in the prompt and the text generated so far (no model)."""
+
+    name = "prompt-lookup"
+
+    def __init__(self, ngram_max: int = 3, ngram_min: int = 1, window: int = 4096) -> None:
+        self.ngram_max = max(1, ngram_max)
+        self.ngram_min = max(1, min(ngram_min, self.ngram_max))
+        self.window = window
+        self._history: list[int] = []
+        self._offset = 0  # position of _history[0] in the caller's history
+        self._indexed_to = 0  # n-grams ending before this position are in the index
+        self._index: dict[tuple[int, ...], int] = {}  # n-gram -> position just after its latest occurrence
+
+    def _sync(self, history: list[int]) -> None:
+        """Index every n-gram of history except those ending at its last position."""
+        known = self._history
+        offset = self._offset
+        if len(history) < offset + len(known) or history[offset:offset + len(known)] != known:
+            # A different sequence (a new request): start over on the recent window.
+            self._offset = max(0, len(history) - self.window)
+            self._history = list(history[self._offset:])
+            self._index = {}
+            self._indexed_to = 0
+        else:
+            self._history.extend(history[offset + len(known):])
+        tokens = self._history
+        end = len(tokens) - 1  # the n-grams ending at the last token are the ones looked up
+        index = self._index
+        for stop in range(max(self._indexed_to, 1), end + 1):
+            for n in range(self.ngram_min, min(self.ngram_max, stop) + 1):
+                index[tuple(tokens[stop - n:stop])] = stop
+        self._indexed_to = max(self._indexed_to, end + 1)
+
+    def draft(self, history: Sequence[int], k: int, cancel: CancelFlag) -> list[int]:
+        """The tokens that followed the longest suffix n-gram's latest earlier occurrence."""
+        if k <= 0 or len(history) < 2:
+            return []
+        self._sync(history if isinstance(history, list) else list(history))
+        tokens = self._history
+        size = len(tokens)
+        for n in range(self.ngram_max, self.ngram_min - 1, -1):
+            if size < n + 1:
+                continue
+            follows = self._index.get(tuple(tokens[size - n:]))
+            if follows is not None and follows < size:
+                return tokens[follows:follows + k]
+        return []
+
+
+class DraftModelDrafter:
+    """Guesses with a smaller model of the same vocabulary, greedily, reusing its KV cache."""
+
+    name = "draft-model"
+
+    def __init__(self, model: LlamaBackend) -> None:
+        self.model = model
+
+    def draft(self, history: Sequence[int], k: int, cancel: CancelFlag) -> list[int]:
+        """k greedy tokens of the draft model after history ([] when cancelled meanwhile)."""
+        return self.model.greedy_continuation(list(history), k, cancel)
+
+
+def check_same_vocabulary(target: LlamaBackend, draft: LlamaBackend) -> None:
+    """Refuse a draft whose vocabulary differs from the target's (size, special tokens, token texts)."""
+    problem = ""
+    if target.n_vocab != draft.n_vocab:
+        problem = f"vocabulary sizes differ ({target.n_vocab} vs {draft.n_vocab} tokens)"
+    elif target.bos() != draft.bos() or target.adds_bos() != draft.adds_bos():
+        problem = "their BOS tokens differ"
+    else:
+        for token in range(target.n_vocab):
+            if target.token_text(token) != draft.token_text(token):
+                problem = (f"token {token} is {target.token_text(token)!r} for the target "
+                           f"but {draft.token_text(token)!r} for the draft")
+                break
+    if problem:
+        raise VocabularyMismatch(
+            f"The draft model {draft.model_id} cannot draft for {target.model_id}: {problem}.",
+            hint="Use a draft model of the same family (same tokenizer), or clear codeassist.draft.path "
+                 "to use prompt-lookup speculation.",
+        )
+
+
+def attach_draft_model(target: LlamaBackend, settings: Settings) -> LlamaBackend:
+    """Load `settings.draft.path` as the draft of `target` (same context size and threads)."""
+    from codeassist_lsp.engine.llama import LlamaBackend
+
+    path = Path(settings.draft.path or "").expanduser()
+    if not path.is_file():
+        raise ModelNotAvailable(f"Draft model file {path} does not exist.",
+                                hint="Set codeassist.draft.path to a GGUF file, or clear it.")
+    model = attrs.evolve(settings.model, gpu_layers=settings.draft.gpu_layers)
+    draft = LlamaBackend(path, model, speculation=attrs.evolve(settings.speculation, mode="off"))
+    try:
+        target.attach_draft(draft)
+    except CodeassistError:
+        draft.close()
+        raise
+    return draft
+
+
+def requantize(source: Path, target: Path, ftype: int, *, threads: int = 2) -> Path:
+    """Write `source` re-quantized to llama.cpp file type `ftype` (an LLAMA_FTYPE_* value).
+
+    Used to make a same-vocabulary draft/target pair from one model, e.g. an F16 target
+    (dequantized, so no better than its source) and its original 4-bit file as the draft.
+    """
+    import llama_cpp
+
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = True
+    params.nthread = threads
+    partial = target.with_name(target.name + ".partial")
+    status = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
+    if status != 0:
+        partial.unlink(missing_ok=True)
+        raise ModelNotAvailable(f"llama.cpp could not re-quantize {source} (status {status}).")
+    partial.replace(target)
+    return target
+
+
+def derived_model_path(source: Path, suffix: str) -> Path:
+    """Where a model derived from `source` lives in the user cache dir (never in the repository)."""
+    from codeassist_lsp.engine.models import cache_dir
+
+    stat = source.stat()
+    tag = hashlib.sha256(f"{source.resolve()}:{stat.st_size}".encode()).hexdigest()[:8]
+    return cache_dir() / "derived" / f"{source.stem}.{tag}.{suffix}.gguf"

