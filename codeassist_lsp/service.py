@@ -383,7 +383,7 @@ class CompletionService:
 
     def _typed_ahead(self, text: str, offset: int, path: str) -> PreparedCompletion | None:
         """When the user typed the start of the suggestion being shown, the rest of it (else None)."""
-        if not self.settings.cache.typed_ahead or not self.settings.cache.enabled:
+        if not self.settings.cache.typed_ahead or self.cache is None:
             return None
         shown = self._shown.get(path)
         if shown is None or offset <= shown.offset:
