@@ -387,6 +387,9 @@ class LlamaBackend:
             # Keep the end of the prompt: the cursor is there.
             prompt = prompt[-(self.n_ctx - request.max_tokens - 1):]
         started = time.perf_counter()
+        # Chosen before the prompt is evaluated: the first 'auto' request runs the exactness probe,
+        # which uses (and clears) the KV cache.
+        drafter = self._drafter(request) if request.max_tokens > 0 else None
 
         common = 0
         for cached, wanted in zip(self._cached, prompt):
@@ -417,16 +420,15 @@ class LlamaBackend:
             return result
 
         generate_started = time.perf_counter()
-        result.finish_reason = self._generate(request, cancel, result, prompt)
+        result.finish_reason = self._generate(request, cancel, result, prompt, drafter)
         result.generate_ms = (time.perf_counter() - generate_started) * 1000
         return result
 
     def _generate(self, request: GenerationRequest, cancel: CancelFlag, result: GenerationResult,
-                  prompt: list[int]) -> str:
+                  prompt: list[int], drafter: Drafter | None) -> str:
         lib = self._lib
         sampler = self._sampler(request.sampling)
         lib.llama_sampler_reset(sampler)
-        drafter = self._drafter(request)
         self.last_speculation = SpeculationStats()
         history = list(prompt)  # what the drafters see: prompt and every emitted token
         raw = bytearray()
