@@ -108,6 +108,8 @@ def make_backend(settings: Settings) -> DecodeBackend:
         from codeassist_lsp.engine.speculative import attach_draft_model
 
         attach_draft_model(backend, settings)  # raises VocabularyMismatch for a foreign draft
+    if settings.speculation.mode == "auto":
+        backend.batch_invariant()  # the exactness probe runs at load, not on the first keystroke
     return backend
 
 
