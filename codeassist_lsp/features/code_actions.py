@@ -126,9 +126,8 @@ class WorkDone:
         if self._begun and self.token is not None:
             self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(
                 message="cancelled" if exc and exc[0] is asyncio.CancelledError else "done"))
-            future = self.server.work_done_progress.tokens.pop(self.token, None)
-            if future is not None and not future.done():
-                future.remove_done_callback(self._on_client_cancel)
+            self.server.work_done_progress.tokens.pop(self.token, None)
+        self._task = None  # a cancel arriving after the work is done has nothing to stop
 
 
 # -- positions -----------------------------------------------------------------------------------

@@ -1,0 +1,240 @@
+"""Code actions and hover: latency per action with the embedded model, and HumanEval through "generate from comment".
+
+    .venv/bin/python benchmarks/actions_bench.py --runs 3 --limit 20 --best-of 4
+
+Latency: each action resolved `--runs` times on small real snippets (the same runner the LSP
+resolve uses), plus the model-free code-action list. Quality: HumanEval prompts (signature +
+docstring = the comment) through the generate-from-comment path; N=1 (greedy) and best-of-N come
+from the same run (candidate 0 is the greedy one), tests run in a sandboxed subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from codeassist_lsp.actions.runner import ActionRunner, HoverCache  # noqa: E402
+from codeassist_lsp.actions.targets import DocumentView, generation_target, hover_target, list_actions  # noqa: E402
+from codeassist_lsp.config import Settings  # noqa: E402
+from codeassist_lsp.service import CompletionService  # noqa: E402
+
+HUMANEVAL = Path(os.environ.get("HUMANEVAL", "/work/shared/data/humaneval/HumanEval.jsonl.gz"))
+RESULTS = ROOT / "benchmarks" / "results" / "actions.json"
+TEST_TIMEOUT_S = 10
+
+SNIPPETS = {
+    "docstring": ('def word_counts(text):\n    counts = {}\n    for word in text.split():\n'
+                  '        counts[word] = counts.get(word, 0) + 1\n    return counts\n', "counts = {}"),
+    "fix": ("def average(values):\n    total = sum(values)\n    return totl / len(values)\n",
+            "totl", "undefined name 'totl'"),
+    "generate": ('def is_palindrome(text):\n    """Return True when text reads the same backwards, ignoring case."""\n',
+                 'ignoring case'),
+    "refactor": ("def total(values):\n    result = 0\n    for v in values:\n        result = result + v\n    return result\n",
+                 "    result = 0", "    return result\n"),
+    "explain": ("def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",),
+    "hover": ("def clamp(value, low, high):\n    return max(low, min(value, high))\n", "clamp"),
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+def _limits() -> None:  # runs in the child before exec
+    resource.setrlimit(resource.RLIMIT_CPU, (TEST_TIMEOUT_S, TEST_TIMEOUT_S))
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
+    os.setsid()
+
+
+def run_tests(program: str) -> bool:
+    """Run a HumanEval program in an isolated interpreter, in a temp dir, with limits and a timeout."""
+    with tempfile.TemporaryDirectory(prefix="codeassist-he-") as folder:
+        path = Path(folder) / "candidate.py"
+        path.write_text(program, encoding="utf-8")
+        try:
+            completed = subprocess.run([sys.executable, "-I", str(path)], cwd=folder, env={"PATH": "/usr/bin:/bin"},
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       timeout=TEST_TIMEOUT_S, preexec_fn=_limits)
+        except subprocess.TimeoutExpired:
+            return False
+        return completed.returncode == 0
+
+
+async def latency(runner: ActionRunner, runs: int) -> dict[str, Any]:
+    """p50/p99 per action over `runs` resolves each (+ the code-action list, 200 calls)."""
+    timings: dict[str, list[float]] = {k: [] for k in SNIPPETS}
+    outcomes: dict[str, list[str]] = {k: [] for k in SNIPPETS}
+    list_ms: list[float] = []
+    big = "\n\n".join(SNIPPETS[k][0] for k in SNIPPETS) * 20  # ~ 2,000 lines
+    big_view = DocumentView.of("file:///bench/big.py", big, 1, "python")
+    for i in range(200):
+        offset = (i * 7919) % len(big)
+        started = time.perf_counter()
+        list_actions(big_view, offset, offset + (40 if i % 2 else 0), [(offset, offset + 5, "problem")])
+        list_ms.append((time.perf_counter() - started) * 1000)
+    for run in range(runs):
+        for action, spec in SNIPPETS.items():
+            text = spec[0]
+            view = DocumentView.of(f"file:///bench/{action}{run}.py", text, 1, "python")
+            started = time.perf_counter()
+            if action == "hover":
+                target = hover_target(view, text.index(spec[1]) + 1)
+                assert target is not None
+                result = await runner.hover(target, view, HoverCache())  # a cold cache: the model runs
+                outcomes[action].append("ok" if result else "empty")
+            else:
+                if action == "docstring":
+                    offset, end, diagnostics = text.index(spec[1]), text.index(spec[1]), []
+                elif action == "fix":
+                    offset = end = text.index(spec[1])
+                    diagnostics = [(offset, offset + len(spec[1]), spec[2])]
+                elif action == "generate":
+                    offset = end = text.index(spec[1])
+                    diagnostics = []
+                elif action == "refactor":
+                    offset, end, diagnostics = text.index(spec[1]), text.index(spec[2]) + len(spec[2]), []
+                else:
+                    offset, end, diagnostics = 0, len(text), []
+                wanted = {"docstring": "docstring", "fix": "fix", "generate": "generate", "refactor": "refactor",
+                          "explain": "explain"}[action]
+                listed = [a for a in list_actions(view, offset, end, diagnostics) if a.target.action == wanted]
+                assert listed, action
+                outcome = await runner.resolve(listed[0].target, view)
+                ok = outcome.replacement is not None or outcome.explanation is not None
+                outcomes[action].append("ok" if ok else outcome.reason[:80])
+            timings[action].append((time.perf_counter() - started) * 1000)
+            print(f"  {action:<10} run {run + 1}: {timings[action][-1]:8.0f} ms  {outcomes[action][-1]}", file=sys.stderr)
+    table = {action: {"p50_ms": round(statistics.median(v), 1), "p99_ms": round(percentile(v, 0.99), 1),
+                      "runs": len(v), "outcomes": outcomes[action]} for action, v in timings.items()}
+    table["code_action_list"] = {"p50_ms": round(statistics.median(list_ms), 3),
+                                 "p99_ms": round(percentile(list_ms, 0.99), 3), "runs": len(list_ms),
+                                 "document_lines": big.count("\n")}
+    return table
+
+
+async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, deadline: float) -> dict[str, Any]:
+    """pass@1 of N=1 (greedy) and best-of-N on the same candidates; stops at the deadline."""
+    with gzip.open(HUMANEVAL, "rt") as handle:
+        problems = [json.loads(line) for line in handle]
+    if limit < len(problems):
+        problems = random.Random(seed).sample(problems, limit)
+    runner.settings.best_of_n = best_of
+    runner.settings.best_of_n_budget_ms = 10 ** 9
+    rows = []
+    for number, problem in enumerate(problems):
+        if time.monotonic() > deadline:
+            break
+        prompt = problem["prompt"]
+        view = DocumentView.of(f"file:///he/{problem['task_id'].replace('/', '_')}.py", prompt, 1, "python")
+        target = generation_target(view, prompt.rindex('"""'))
+        if target is None:
+            target = generation_target(view, prompt.rindex("'''")) if "'''" in prompt else None
+        if target is None:
+            rows.append({"task_id": problem["task_id"], "skipped": "no generate-from-comment target"})
+            continue
+        started = time.perf_counter()
+        outcome = await runner.resolve(target, view)
+        elapsed = (time.perf_counter() - started) * 1000
+        test = f"\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+        passed: dict[str, bool] = {}
+
+        def passes(candidate: Any) -> bool:
+            if candidate is None or not candidate.accepted:
+                return False
+            program = candidate.checked.replacement.apply(prompt)
+            if program not in passed:
+                passed[program] = run_tests(program + test)
+            return passed[program]
+
+        greedy = next((c for c in outcome.candidates if c.index == 0), None)
+        row = {"task_id": problem["task_id"], "n1": passes(greedy), "best": passes(outcome.best),
+               "any": any(passes(c) for c in outcome.candidates), "candidates": len(outcome.candidates),
+               "accepted": sum(c.accepted for c in outcome.candidates),
+               "chosen": outcome.best.index if outcome.best else None, "ms": round(elapsed)}
+        rows.append(row)
+        print(f"  {number + 1:3}/{len(problems)} {problem['task_id']:<14} n1={row['n1']!s:<5} best={row['best']!s:<5} "
+              f"any={row['any']!s:<5} accepted {row['accepted']}/{row['candidates']} chosen {row['chosen']} "
+              f"{elapsed:7.0f} ms", file=sys.stderr)
+    done = [r for r in rows if "skipped" not in r]
+    count = max(1, len(done))
+    return {
+        "problems_run": len(done), "problems_requested": limit, "skipped": len(rows) - len(done), "best_of_n": best_of,
+        "pass_at_1_n1": round(sum(r["n1"] for r in done) / count, 4),
+        "pass_at_1_best_of_n": round(sum(r["best"] for r in done) / count, 4),
+        "pass_at_n_oracle": round(sum(r["any"] for r in done) / count, 4),
+        "mean_ms_per_problem": round(statistics.mean([r["ms"] for r in done]), 1) if done else None,
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    """Run the benchmark, print a table, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="resolves per action for latency")
+    parser.add_argument("--limit", type=int, default=20, help="HumanEval problems (random sample; 164 = all)")
+    parser.add_argument("--best-of", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--time-budget", type=float, default=1800, help="seconds for HumanEval; stops early")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-humaneval", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    settings = Settings()
+    settings.model.threads = args.threads
+    service = CompletionService(settings)
+    service.wait_until_loaded()
+    runner = ActionRunner(service, settings.actions, {})
+    load = os.getloadavg()
+    report: dict[str, Any] = {
+        "model": service.backend.model_id if service.backend else None, "machine": platform.machine(),
+        "cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load],
+        "settings": {"best_of_n": settings.actions.best_of_n, "max_tokens": settings.actions.max_tokens},
+    }
+    try:
+        if not args.skip_latency:
+            print("latency:", file=sys.stderr)
+            report["latency"] = asyncio.run(latency(runner, args.runs))
+        if not args.skip_humaneval:
+            print("humaneval:", file=sys.stderr)
+            deadline = time.monotonic() + args.time_budget
+            report["humaneval"] = asyncio.run(humaneval(runner, args.limit, args.best_of, args.seed, deadline))
+    finally:
+        service.close()
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if "latency" in report:
+        print(f"{'action':<18}{'p50 ms':>10}{'p99 ms':>10}{'runs':>6}  outcomes")
+        for action, row in report["latency"].items():
+            print(f"{action:<18}{row['p50_ms']:>10}{row['p99_ms']:>10}{row['runs']:>6}  {','.join(row.get('outcomes', []))[:60]}")
+    if "humaneval" in report:
+        he = report["humaneval"]
+        print(f"HumanEval ({he['problems_run']} problems, best-of-{he['best_of_n']}): pass@1 N=1 {he['pass_at_1_n1']:.3f}  "
+              f"best-of-N {he['pass_at_1_best_of_n']:.3f}  (any candidate {he['pass_at_n_oracle']:.3f}); "
+              f"{he['mean_ms_per_problem']} ms/problem")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
