@@ -194,3 +194,31 @@ def prose_stop(text: str) -> int | None:
         seen.add(key)
         offset += len(line) + 1
     return None
+
+
+def first_line_stop(text: str) -> int | None:
+    """Stop at the end of the first line that has content (hover: one short paragraph)."""
+    start = len(text) - len(text.lstrip())
+    newline = text.find("\n", start)
+    return newline if newline > start else None
+
+
+def repetition_stop(text: str, window: int = 24, repeats: int = 4) -> int | None:
+    """Stop a degenerate loop: the last `window` characters already occurred `repeats` times."""
+    if len(text) < window * (repeats + 1):
+        return None
+    tail = text[-window:]
+    if text.count(tail) >= repeats:
+        first = text.find(tail)
+        return first + window
+    return None
+
+
+def combine_stops(*checks):  # type: ignore[no-untyped-def]
+    """A stop check that cuts at the earliest cut any of `checks` asks for."""
+
+    def check(text: str) -> int | None:
+        cuts = [cut for cut in (c(text) for c in checks if c is not None) if cut is not None]
+        return min(cuts) if cuts else None
+
+    return check

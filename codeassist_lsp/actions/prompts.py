@@ -204,8 +204,16 @@ def rewrite_prompt(backend: Any, language: Language | None, *, code: str, instru
     user = f"{instruction}\n\n{_fenced(language, code)}\n\nReply with the complete new code in one code block."
     plain = (f"{instruction}\n\nThe original {name} code:\n\n{_fenced(language, code)}\n\n"
              f"The new {name} code:\n\n")
+    if language is not None and language.name == "python":
+        plain = _PYTHON_EXAMPLE + plain  # one worked example keeps a base model from echoing the input
     return build_prompt(backend, language=language, user=user, primer=f"{FENCE}{fence_name(language)}\n",
                         plain=plain, stop=(FENCE,))
+
+
+_PYTHON_EXAMPLE = (
+    "Fix this problem in the Python code: undefined name 'lenght'\n\nThe original Python code:\n\n"
+    "```python\ncount = lenght(items)\n```\n\nThe new Python code:\n\n```python\ncount = len(items)\n```\n\n"
+)
 
 
 def fix_instruction(message: str, language: Language | None) -> str:
@@ -226,5 +234,5 @@ def explain_prompt(backend: Any, language: Language | None, *, code: str, name: 
     user = f"Explain {subject} {length}.\n\n{_fenced(language, code)}"
     primer = f"`{name}` " if name else "This code "
     plain = f"{_fenced(language, code)}\n\nQuestion: What does {subject} do?\nAnswer: "
-    stop = ("\n", "Question:") if brief else ("\n\n\n", "Question:", FENCE)
+    stop = ("Question:",) if brief else ("\n\n\n", "Question:", FENCE)
     return build_prompt(backend, language=language, user=user, primer=primer, plain=plain, stop=stop)

@@ -219,7 +219,8 @@ class ActionRunner:
         prompt = generate_prompt(self.backend, view.language, before=before, header=header, related=related)
         docstring_body = target.end > target.start or (view.language is not None and view.language.name == "python"
                                                        and target.anchor >= 0)
-        stop = block_stop(target.indent, 80) if docstring_body else edits.code_stop(target.indent, 40)
+        stop = edits.combine_stops(block_stop(target.indent, 80) if docstring_body else edits.code_stop(target.indent, 40),
+                                   edits.repetition_stop)
         count = max(1, settings.best_of_n)
         outcome = ActionOutcome()
         started = time.perf_counter()
@@ -341,7 +342,8 @@ class ActionRunner:
         """Prose about code (markdown), '' when the model said nothing useful."""
         prompt = explain_prompt(self.backend, view.language, code=code, name=name, brief=brief)
         max_tokens = self.settings.hover_max_tokens if brief else self.settings.explain_max_tokens
-        result = await self.generate(prompt, max_tokens=max_tokens, stop_check=edits.prose_stop)
+        result = await self.generate(prompt, max_tokens=max_tokens,
+                                     stop_check=edits.first_line_stop if brief else edits.prose_stop)
         body = edits.cut_at_fence(result.text).strip()
         if brief and "\n\n" in body:
             body = body.split("\n\n", 1)[0]
