@@ -305,7 +305,7 @@ class LlamaBackend:
         log.info("speculative decoding with draft model %s (up to %d tokens per batch)", draft.model_id,
                  self.speculation.max_draft_tokens)
 
-    def batch_invariant(self) -> bool:
+    def batch_invariant(self, cancel: CancelFlag | None = None) -> bool:
         """Whether a token's logits are bit-identical whether it is decoded alone or inside a batch.
 
         Verification reads logits from a batch; only where they equal one-token decoding is
@@ -321,10 +321,10 @@ class LlamaBackend:
             snippet = "def area(width, height):\n    return width * height\n\n"
             probe = self.tokenize(snippet * 24, add_bos=self.adds_bos())
             head, tail = probe[:320], probe[320:326]
-            cancel = CancelFlag()
-            saved = list(self._cached)
+            cancel = cancel or CancelFlag()
             self._truncate_cache(0)
-            self._sync_cache(head, cancel)
+            if not self._sync_cache(head, cancel):
+                return False  # cancelled (e.g. shutdown): measure again next time
 
             def logits(index: int):  # type: ignore[no-untyped-def]
                 pointer = self._lib.llama_get_logits_ith(self._ctx, index)
@@ -338,7 +338,6 @@ class LlamaBackend:
             self._decode_all_logits(tail)
             batched = [logits(i) for i in range(len(tail))]
             self._truncate_cache(0)
-            del saved  # the cache was cleared; the next request evaluates its prompt afresh
             self._batch_invariant = all(np.array_equal(a, b) for a, b in zip(single, batched))
             if not self._batch_invariant:
                 worst = max(float(np.abs(a - b).max()) for a, b in zip(single, batched))
@@ -347,14 +346,14 @@ class LlamaBackend:
                          self.model_id, worst)
         return self._batch_invariant
 
-    def _drafter(self, request: GenerationRequest) -> Drafter | None:
+    def _drafter(self, request: GenerationRequest, cancel: CancelFlag | None = None) -> Drafter | None:
         """The drafter for this request; None when speculation is off or sampling is not greedy."""
         mode = self.speculation.mode
         # Greedy acceptance is exact only for greedy sampling; sampled requests decode plainly.
         if mode == "off" or request.sampling.temperature > 0:
             return None
         # 'auto' speculates only where it cannot change the output; explicit modes always do.
-        if mode == "auto" and not self.batch_invariant():
+        if mode == "auto" and not self.batch_invariant(cancel):
             return None
         if self._draft_model is not None and mode in ("auto", "draft-model"):
             return DraftModelDrafter(self._draft_model)
@@ -389,7 +388,7 @@ class LlamaBackend:
         started = time.perf_counter()
         # Chosen before the prompt is evaluated: the first 'auto' request runs the exactness probe,
         # which uses (and clears) the KV cache.
-        drafter = self._drafter(request) if request.max_tokens > 0 else None
+        drafter = self._drafter(request, cancel) if request.max_tokens > 0 else None
 
         common = 0
         for cached, wanted in zip(self._cached, prompt):
