@@ -6,6 +6,7 @@ document + cursor -> gate -> context -> prompt tokens -> model worker -> shaped 
 from __future__ import annotations
 
 import logging
+import typing
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
 from codeassist_lsp.verify import reset_stats as reset_verification_stats
+
+if typing.TYPE_CHECKING:
+    from codeassist_lsp.engine.llama import LlamaBackend
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +113,34 @@ def make_backend(settings: Settings) -> DecodeBackend:
 
         attach_draft_model(backend, settings)  # raises VocabularyMismatch for a foreign draft
     if settings.speculation.mode == "auto":
-        backend.batch_invariant()  # the exactness probe runs at load, not on the first keystroke
+        _probe_exactness_once(backend, settings)
     return backend
+
+
+def _probe_exactness_once(backend: LlamaBackend, settings: Settings) -> None:
+    """Run the speculation exactness probe at load, once per model and build (~1 s of cold start)."""
+    import json
+
+    import llama_cpp
+
+    from codeassist_lsp.config import effective_threads
+    from codeassist_lsp.engine.models import cache_dir
+
+    record = cache_dir() / "exactness-probes.json"
+    key = f"{backend.model_id}|llama-cpp-python {llama_cpp.__version__}|{effective_threads(settings.model)} threads"
+    try:
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known.get(key), bool):
+        backend._batch_invariant = known[key]
+        return
+    known[key] = backend.batch_invariant()  # at load, not on the first keystroke
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(known, indent=1))
+    except OSError as error:  # an unwritable cache dir only costs the probe next time
+        log.warning("could not record the exactness probe: %s", error)
 
 
 class CompletionService:
