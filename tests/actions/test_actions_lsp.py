@@ -213,6 +213,7 @@ async def resolve_and_apply(client: LanguageClient, uri: str, action: types.Code
 
 
 @pytest.mark.model
+@pytest.mark.actions_e2e
 async def test_every_action_kind_with_the_real_model() -> None:
     async with running_server(REAL) as (client, _):
         assert (await wait_for_model(client, timeout=120))["model"]["state"] == "ready"
@@ -258,6 +259,7 @@ async def test_every_action_kind_with_the_real_model() -> None:
 
 
 @pytest.mark.model
+@pytest.mark.actions_e2e
 async def test_command_path_applies_the_edit_with_the_real_model() -> None:
     async with running_server(REAL, caps=no_resolve_capabilities()) as (client, _):
         received = record_apply_edit(client)
