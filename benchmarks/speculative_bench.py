@@ -141,7 +141,10 @@ def cache_part(files: int, chars: int) -> dict[str, Any]:
             source = path.read_text(encoding="utf-8")
             start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
             typed = source[start:start + chars]
-            text = source[:start] + source[start + chars:]
+            # What follows the cursor is the next line onwards: the user is writing this code, so the
+            # cursor is at the end of its line (mid-line positions are gated off).
+            rest = source.find("\n", start + chars)
+            text = source[:start] + (source[rest:] if rest >= 0 else "")
             offset = start
             service.prepare(text, offset, path=path.name, language_id=language_id, kind="prewarm")
             for char in typed:
@@ -198,6 +201,8 @@ def main() -> int:
     if not args.skip_speculation:
         report["speculation"] = speculation_part(args.chars, args.max_tokens)
         report["machine"]["load_after_speculation"] = load_avg()
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")  # keep part 1 if part 2 dies
     if not args.skip_cache:
         report["cache"] = cache_part(args.replay_files, args.replay_chars)
         report["machine"]["load_after_cache"] = load_avg()
