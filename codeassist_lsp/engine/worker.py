@@ -159,5 +159,6 @@ class ModelWorker:
             self._pending.clear()
             self._lock.notify_all()
         self._thread.join(timeout=5)
-        if self.backend is not None:
+        # Freeing the model under a still-running decode would crash the process: leave it to exit.
+        if self.backend is not None and not self._thread.is_alive():
             self.backend.close()
