@@ -294,7 +294,9 @@ async def cold_start(sample: str, runs: int) -> list[float]:
         await client.start_io(*SERVER)
         caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
             inline_completion=types.InlineCompletionClientCapabilities()))
-        await client.initialize_async(types.InitializeParams(capabilities=caps, initialization_options={}))
+        # The completion cache off: a cold start must run the model, not replay the previous run.
+        await client.initialize_async(types.InitializeParams(
+            capabilities=caps, initialization_options={"cache": {"enabled": False}}))
         client.initialized(types.InitializedParams())
         uri = "file:///tmp/cold_start.py"
         client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(

@@ -25,10 +25,28 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tcp", metavar="HOST:PORT", help="serve on a TCP socket (loopback by default)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="do not start loading the installed default model before the editor's settings arrive")
+
+
+def _preload_default_model() -> None:
+    # Cold start: the weights load (C code, GIL released) while Python imports the LSP stack;
+    # the engine adopts them if the editor's settings name the same model, else they are freed.
+    try:
+        from codeassist_lsp.engine.llama import preload_model
+        from codeassist_lsp.engine.models import installed_model_path
+
+        path = installed_model_path()
+        if path is not None:
+            preload_model(path)
+    except Exception:  # an optimisation only: the engine loads the model itself
+        logging.getLogger(__name__).debug("model preload failed", exc_info=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file)
+    if not args.no_preload:
+        _preload_default_model()
     from codeassist_lsp.server import create_server
 
     server = create_server()

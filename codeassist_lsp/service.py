@@ -100,6 +100,9 @@ def make_backend(settings: Settings) -> DecodeBackend:
     """Load the engine the settings name (on the model thread)."""
     if settings.engine == "fake":
         from codeassist_lsp.engine.fake import FakeBackend
+        from codeassist_lsp.engine.llama import discard_preloaded_model
+
+        discard_preloaded_model()
 
         return FakeBackend()
     from codeassist_lsp.engine.llama import LlamaBackend

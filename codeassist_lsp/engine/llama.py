@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,6 +77,82 @@ def resolve_gpu_layers(requested: int) -> int:
     return requested
 
 
+class _Preload:
+    """Weights of one GGUF loading on a background thread before the settings arrive."""
+
+    def __init__(self, path: Path, gpu_layers: int) -> None:
+        self.key = (str(path), gpu_layers)
+        self.model = None
+        self.abandoned = False
+        self._lock = threading.Lock()  # the load finishing and a discard may race
+        # Import on the caller's thread: a thread importing beside the LSP stack's imports
+        # would be starved of the GIL and start loading only after them.
+        self._lib = _import_llama_cpp()
+        route_llama_logs_to_python()
+        self.thread = threading.Thread(target=self._load, name="codeassist-preload", daemon=True)
+        self.thread.start()
+
+    def _load(self) -> None:
+        lib = self._lib
+        # Each llama.cpp log line calls back into Python; with the GIL handed over every 5 ms
+        # those callbacks, not the loading, would set the pace while the main thread imports.
+        started = time.perf_counter()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, 0.0001))
+        try:
+            lib.llama_backend_init()
+            params = lib.llama_model_default_params()
+            params.n_gpu_layers = resolve_gpu_layers(self.key[1])
+            model = lib.llama_model_load_from_file(self.key[0].encode(), params)
+        finally:
+            sys.setswitchinterval(switch_interval)
+        log.info("preloaded %s in %.0f ms", Path(self.key[0]).name, (time.perf_counter() - started) * 1000)
+        with self._lock:
+            if model and self.abandoned:
+                lib.llama_model_free(model)
+            elif model:
+                self.model = model
+
+    def abandon(self) -> None:
+        """Free the model now, or as soon as its load finishes."""
+        with self._lock:
+            self.abandoned = True
+            if self.model is not None:
+                self._lib.llama_model_free(self.model)
+                self.model = None
+
+
+_preload: _Preload | None = None
+_preload_lock = threading.Lock()
+
+
+def preload_model(path: Path, gpu_layers: int = -1) -> None:
+    """Start loading a model's weights now, so the engine created after `initialize` finds them ready."""
+    global _preload
+    with _preload_lock:
+        if _preload is None:
+            _preload = _Preload(path, gpu_layers)
+
+
+def _take_preloaded(path: Path, gpu_layers: int):  # type: ignore[no-untyped-def]
+    """The preloaded model if it is this one (waiting for it), else None; a mismatch is dropped."""
+    global _preload
+    with _preload_lock:
+        preload, _preload = _preload, None
+    if preload is None:
+        return None
+    if preload.key != (str(path), gpu_layers):
+        preload.abandon()
+        return None
+    preload.thread.join()
+    return preload.model
+
+
+def discard_preloaded_model() -> None:
+    """Free a preloaded model nobody will use (e.g. the settings chose the fake engine)."""
+    _take_preloaded(Path(), -2)
+
+
 class LlamaBackend:
     """One GGUF model and one context, driven by a single thread at a time."""
 
@@ -90,7 +168,8 @@ class LlamaBackend:
         model_params = lib.llama_model_default_params()
         model_params.n_gpu_layers = resolve_gpu_layers(settings.gpu_layers)
         self.gpu_layers = model_params.n_gpu_layers
-        model = lib.llama_model_load_from_file(str(path).encode(), model_params)
+        model = _take_preloaded(path, settings.gpu_layers) or lib.llama_model_load_from_file(
+            str(path).encode(), model_params)
         if not model:
             raise ModelNotAvailable(
                 f"llama.cpp could not load {path}: not a valid GGUF model (see the log for details).",

@@ -132,6 +132,15 @@ def _assemble_from_package(spec: ModelSpec, target: Path) -> bool:
     return True
 
 
+def installed_model_path(name: str | None = None) -> Path | None:
+    """The registry model's file when it is installed and already verified (no hashing, no writes)."""
+    spec = registry().get(name or default_model_name())
+    if spec is None:
+        return None
+    target = models_dir() / spec.file
+    return target if target.is_file() and _is_verified(target, spec) else None
+
+
 def resolve_model_path(name: str | None, path: str | None) -> tuple[Path, ModelSpec | None]:
     """The GGUF to load for these settings, assembling a locally installed package when needed."""
     if path:

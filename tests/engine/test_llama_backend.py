@@ -102,3 +102,33 @@ def test_sampling_with_a_seed_is_reproducible(backend: LlamaBackend) -> None:
 def test_fim_tokens_absent_for_gemma_base(backend: LlamaBackend) -> None:
     assert backend.fim_tokens() is None
     assert backend.adds_bos()
+
+
+def test_a_preloaded_model_is_adopted_and_a_mismatched_one_is_dropped(model_path: Path, backend: LlamaBackend) -> None:
+    from codeassist_lsp.config import ModelSettings
+    from codeassist_lsp.engine import llama
+
+    prompt = "def add(a, b):\n    return "
+    expected = backend.run(_request(backend, prompt), CancelFlag()).text
+
+    llama.preload_model(model_path)  # what `codeassist-lsp` does at process start
+    preloaded = llama._preload
+    assert preloaded is not None
+    adopted = LlamaBackend(model_path, ModelSettings(context_size=1024), stop=("<eos>",))
+    try:
+        assert llama._preload is None
+        assert adopted._model == preloaded.model  # the engine took those weights, it did not reload
+        assert adopted.run(_request(adopted, prompt), CancelFlag()).text == expected
+    finally:
+        adopted.close()
+
+    # Settings that differ (here: explicit CPU-only layers) load their own model; the preload is freed.
+    llama.preload_model(model_path, gpu_layers=-1)
+    dropped = llama._preload
+    own = LlamaBackend(model_path, ModelSettings(context_size=1024, gpu_layers=0), stop=("<eos>",))
+    try:
+        dropped.thread.join()
+        assert llama._preload is None and dropped.abandoned and dropped.model is None
+        assert own.run(_request(own, prompt), CancelFlag()).text == expected
+    finally:
+        own.close()

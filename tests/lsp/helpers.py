@@ -74,7 +74,10 @@ async def running_server(options: dict[str, Any] | None = None,
                          caps: types.ClientCapabilities | None = None,
                          env: dict[str, str] | None = None) -> AsyncIterator[tuple[LanguageClient, types.InitializeResult]]:
     """A fresh server process for one test (pytest-lsp fixtures are module-scoped here)."""
-    client = await ClientServerConfig(server_command=SERVER_COMMAND, server_env=env).start()
+    # The fake engine never uses the preloaded default model: skip loading it (CPU for other tests).
+    fake = (options or {}).get("engine") == "fake"
+    command = SERVER_COMMAND + (["--no-preload"] if fake else [])
+    client = await ClientServerConfig(server_command=command, server_env=env).start()
     try:
         result = await initialize(client, options, caps)
         yield client, result
