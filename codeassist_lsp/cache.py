@@ -26,7 +26,7 @@ from codeassist_lsp.config import CacheSettings
 
 log = logging.getLogger(__name__)
 
-KEY_VERSION = 1  # bump when what a key covers changes
+KEY_VERSION = 2  # bump when what a key covers changes
 
 
 @attrs.frozen
@@ -50,13 +50,24 @@ class CachedCompletion:
                    generated_tokens=int(data.get("generated_tokens", 0)))
 
 
-def completion_key(model_id: str, params: Mapping[str, Any], prompt_tokens: Sequence[int]) -> str:
-    """sha256 over model identity, decoding parameters and the exact prompt tokens."""
+def completion_key(model_id: str, params: Mapping[str, Any],
+                   prompt: Sequence[int] | Sequence[str | None]) -> str:
+    """sha256 over model identity, decoding parameters and the exact prompt.
+
+    The prompt is its token ids, or the strings its tokens are made of (then no tokenising is
+    needed to look it up: the model's tokenizer maps equal strings to equal tokens).
+    """
     digest = hashlib.sha256()
     digest.update(f"v{KEY_VERSION}\0{model_id}\0".encode())
     digest.update(json.dumps(params, sort_keys=True, default=repr).encode())
-    digest.update(b"\0")
-    digest.update(array.array("i", prompt_tokens).tobytes())
+    if all(isinstance(part, int) for part in prompt):
+        digest.update(b"\0tokens\0")
+        digest.update(array.array("i", prompt).tobytes())  # type: ignore[arg-type]
+    else:
+        for part in prompt:
+            data = b"" if part is None else str(part).encode("utf-8", "surrogatepass")
+            # Length-prefixed so that no split of the same characters into parts collides.
+            digest.update(b"\0none" if part is None else f"\0text{len(data)}\0".encode() + data)
     return digest.hexdigest()
 
 

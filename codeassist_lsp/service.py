@@ -19,9 +19,10 @@ from codeassist_lsp.config import Settings
 from codeassist_lsp.context.assembler import AssembledContext, ContextAssembler, Snippet, assemble_context
 from codeassist_lsp.context.gating import Gate, decide_mode
 from codeassist_lsp.context.languages import Language, language_for
+from codeassist_lsp.context.tokens import LineTokenCounter
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
 from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_suggestion
-from codeassist_lsp.engine.prompts import completion_prompt
+from codeassist_lsp.engine.prompts import completion_prompt, completion_prompt_text
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
@@ -164,6 +165,8 @@ class CompletionService:
         self._cache: CompletionCache | None = None  # opened on first use (the disk tier touches files)
         self._cache_lock = threading.Lock()
         self._shown: dict[str, ShownSuggestion] = {}
+        self._counter: LineTokenCounter | None = None
+        self._counter_backend: DecodeBackend | None = None
         # Import bandit and compile the rule pack now, not on the first keystroke.
         threading.Thread(target=_warm_up_verifier, name="codeassist-verify-warmup", daemon=True).start()
 
@@ -189,6 +192,12 @@ class CompletionService:
         self.worker.close()
         if self._cache is not None:
             self._cache.close()
+
+    def _line_counter(self, backend: DecodeBackend) -> LineTokenCounter:
+        """Budget token counts for this backend, remembered per line across keystrokes."""
+        if self._counter is None or self._counter_backend is not backend:
+            self._counter, self._counter_backend = LineTokenCounter(backend.count_tokens), backend
+        return self._counter
 
     # -- the pipeline ---------------------------------------------------------------------
 
@@ -229,7 +238,7 @@ class CompletionService:
         # The assembler spends its immediate share on text we already show; ask for the rest.
         context = self.assembler.assemble(text, offset, path=path, language=language,
                                           budget_tokens=int(budget / (1 - self.assembler.immediate_share)),
-                                          count_tokens=backend.count_tokens, version=version)
+                                          count_tokens=self._line_counter(backend), version=version)
         return context.snippets
 
     def forget(self, path: str) -> None:
@@ -269,31 +278,35 @@ class CompletionService:
             return prepared
         options = self.settings.completion
         budget = options.context_tokens
+        count_tokens = self._line_counter(backend)
         snippets = self._pinned_snippets.get(path, ())
         if refresh_context:
             snippets = self.related_snippets(text, offset, path=path, language_id=language_id,
                                              budget=int(budget * SNIPPET_SHARE), version=version)
-        immediate_budget = budget - sum(backend.count_tokens(s.text) + 8 for s in snippets)
-        window_start = self._sticky_window(path, text, offset, int(immediate_budget * 0.7),
-                                           backend.count_tokens)
+        immediate_budget = budget - sum(count_tokens(s.text) + 8 for s in snippets)
+        window_start = self._sticky_window(path, text, offset, int(immediate_budget * 0.7), count_tokens)
         context = assemble_context(text[window_start:], offset - window_start, path=path,
                                    language=language, budget_tokens=immediate_budget,
-                                   count_tokens=backend.count_tokens, snippets=snippets)
+                                   count_tokens=count_tokens, snippets=snippets)
         block = gate.mode == "block"
         max_tokens = options.max_block_tokens if block else options.max_tokens
         stop_check = block_stop(gate.indent, options.max_block_lines) if block else line_stop
         if kind == "prewarm":
             max_tokens, stop_check = 0, None
         prepared.context = context
-        prepared.request = GenerationRequest(
-            prompt_tokens=tuple(completion_prompt(backend, context)),
+        request = GenerationRequest(
+            prompt_tokens=(),
             max_tokens=max_tokens,
             kind="prewarm" if kind == "prewarm" else "completion",
             stop_check=stop_check,
             not_before=time.monotonic() + options.debounce_ms / 1000,
         )
+        prepared.request = request
         if kind == "completion":
-            self._look_up_cache(prepared, backend)
+            # Looked up by the prompt's text: a hit costs no tokenising and no model work.
+            self._look_up_cache(prepared, backend, completion_prompt_text(backend, context))
+        if prepared.cached is None:
+            prepared.request = attrs.evolve(request, prompt_tokens=tuple(completion_prompt(backend, context)))
         prepared.prepare_ms = (time.perf_counter() - started) * 1000
         return prepared
 
@@ -389,13 +402,13 @@ class CompletionService:
             "context_size": self.settings.model.context_size,
         }
 
-    def _look_up_cache(self, prepared: PreparedCompletion, backend: DecodeBackend) -> None:
+    def _look_up_cache(self, prepared: PreparedCompletion, backend: DecodeBackend,
+                       prompt: tuple[str, str | None]) -> None:
         """Fill prepared.cached from the cache when this exact prompt was answered before."""
         cache = self.cache
         if cache is None or prepared.request is None or prepared.request.max_tokens <= 0:
             return
-        prepared.cache_key = completion_key(backend.model_id, self._cache_params(prepared),
-                                            prepared.request.prompt_tokens)
+        prepared.cache_key = completion_key(backend.model_id, self._cache_params(prepared), prompt)
         hit = cache.get(prepared.cache_key)
         if hit is not None:
             prepared.cached, prepared.cache_tier = hit

