@@ -14,8 +14,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
 from codeassist_lsp.features.code_actions import COMMAND_APPLY, COMMAND_EXPLAIN
-from tests.actions.helpers import apply_edit, code_action_params, parses, position_at
-from tests.lsp.helpers import capabilities, open_document, running_server, status, wait_for_model
+from tests.actions.helpers import apply_edit, bounded_server, code_action_params, parses, position_at
+from tests.lsp.helpers import capabilities, open_document, status, wait_for_model
 
 SOURCE = '''import os
 
@@ -74,7 +74,7 @@ def no_resolve_capabilities() -> types.ClientCapabilities:
 # -- protocol behaviour (fake engine) ----------------------------------------------------------------
 
 async def test_list_is_instant_and_only_resolve_calls_the_model() -> None:
-    async with running_server(FAKE, env=FAKE_ENV) as (client, result):
+    async with bounded_server(FAKE, seconds=60, env=FAKE_ENV) as (client, result):
         assert result.capabilities.code_action_provider.resolve_provider is True
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/list.py"
@@ -96,7 +96,7 @@ async def test_list_is_instant_and_only_resolve_calls_the_model() -> None:
 
 
 async def test_stale_version_is_rejected() -> None:
-    async with running_server(FAKE, env=FAKE_ENV) as (client, _):
+    async with bounded_server(FAKE, seconds=60, env=FAKE_ENV) as (client, _):
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/stale.py"
         open_document(client, uri, SOURCE)
@@ -113,7 +113,7 @@ async def test_stale_version_is_rejected() -> None:
 
 
 async def test_cancel_request_stops_a_running_resolve() -> None:
-    async with running_server(FAKE, env=FAKE_ENV) as (client, _):
+    async with bounded_server(FAKE, seconds=60, env=FAKE_ENV) as (client, _):
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/cancel.py"
         open_document(client, uri, SOURCE)
@@ -129,7 +129,7 @@ async def test_cancel_request_stops_a_running_resolve() -> None:
 
 
 async def test_progress_for_long_generations_and_cancel_from_the_progress_token() -> None:
-    async with running_server(FAKE, env=FAKE_ENV) as (client, _):
+    async with bounded_server(FAKE, seconds=60, env=FAKE_ENV) as (client, _):
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/progress.py"
         open_document(client, uri, SOURCE)
@@ -157,7 +157,7 @@ async def test_progress_for_long_generations_and_cancel_from_the_progress_token(
 
 
 async def test_hover_has_markdown_and_a_range_and_can_be_switched_off() -> None:
-    async with running_server(FAKE, env=FAKE_ENV) as (client, _):
+    async with bounded_server(FAKE, seconds=60, env=FAKE_ENV) as (client, _):
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/hover.py"
         open_document(client, uri, SOURCE)
@@ -180,11 +180,12 @@ async def test_hover_has_markdown_and_a_range_and_can_be_switched_off() -> None:
 
 
 async def test_clients_without_resolve_get_a_command() -> None:
-    async with running_server(FAKE, caps=no_resolve_capabilities(), env=FAKE_ENV) as (client, _):
+    async with bounded_server(FAKE, seconds=60, caps=no_resolve_capabilities(), env=FAKE_ENV) as (client, _):
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/command.py"
         open_document(client, uri, SOURCE)
         actions = await actions_at(client, uri, SOURCE.index("counts = {}"), diagnostics=[undefined_name_diagnostic()])
+        assert {a.data["codeassist"]["action"] for a in actions} >= {"fix", "docstring", "explain"}
         for action in actions:
             assert action.command is not None and action.edit is None
             expected = COMMAND_EXPLAIN if action.data["codeassist"]["action"] == "explain" else COMMAND_APPLY
@@ -215,7 +216,7 @@ async def resolve_and_apply(client: LanguageClient, uri: str, action: types.Code
 @pytest.mark.model
 @pytest.mark.actions_e2e
 async def test_every_action_kind_with_the_real_model() -> None:
-    async with running_server(REAL) as (client, _):
+    async with bounded_server(REAL, seconds=150) as (client, _):
         assert (await wait_for_model(client, timeout=120))["model"]["state"] == "ready"
         uri = "file:///tmp/codeassist-actions/real.py"
         open_document(client, uri, SOURCE)
@@ -261,7 +262,7 @@ async def test_every_action_kind_with_the_real_model() -> None:
 @pytest.mark.model
 @pytest.mark.actions_e2e
 async def test_command_path_applies_the_edit_with_the_real_model() -> None:
-    async with running_server(REAL, caps=no_resolve_capabilities()) as (client, _):
+    async with bounded_server(REAL, seconds=90, caps=no_resolve_capabilities()) as (client, _):
         received = record_apply_edit(client)
         assert (await wait_for_model(client, timeout=120))["model"]["state"] == "ready"
         uri = "file:///tmp/codeassist-actions/command-real.py"
