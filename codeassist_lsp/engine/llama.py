@@ -77,12 +77,33 @@ def resolve_gpu_layers(requested: int) -> int:
     return requested
 
 
-class _Preload:
-    """Weights of one GGUF loading on a background thread before the settings arrive."""
+def _context_params(lib, settings: ModelSettings):  # type: ignore[no-untyped-def]
+    """llama.cpp context parameters for these model settings."""
+    params = lib.llama_context_default_params()
+    params.n_ctx = settings.context_size
+    params.n_batch = settings.batch_size
+    params.n_ubatch = settings.batch_size
+    params.n_threads = effective_threads(settings)
+    params.n_threads_batch = effective_threads(settings)
+    params.no_perf = True
+    # Sliding-window models (Gemma 3) can only roll the cache back with a full-size SWA cache.
+    params.swa_full = True
+    return params
 
-    def __init__(self, path: Path, gpu_layers: int) -> None:
-        self.key = (str(path), gpu_layers)
-        self.model = None
+
+def _preload_key(path: Path, settings: ModelSettings) -> tuple[object, ...]:
+    """What must match for a preloaded model and context to serve these settings."""
+    return (str(path), settings.gpu_layers, settings.context_size, settings.batch_size,
+            effective_threads(settings))
+
+
+class _Preload:
+    """One GGUF (weights and a context) loading on a background thread before the settings arrive."""
+
+    def __init__(self, path: Path, settings: ModelSettings) -> None:
+        self.key = _preload_key(path, settings)
+        self.path, self.settings = path, settings
+        self.model = self.ctx = None
         self.abandoned = False
         self._lock = threading.Lock()  # the load finishing and a discard may race
         # Import on the caller's thread: a thread importing beside the LSP stack's imports
@@ -94,63 +115,84 @@ class _Preload:
 
     def _load(self) -> None:
         lib = self._lib
+        started = time.perf_counter()
         # Each llama.cpp log line calls back into Python; with the GIL handed over every 5 ms
         # those callbacks, not the loading, would set the pace while the main thread imports.
-        started = time.perf_counter()
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, 0.0001))
+        model = ctx = None
         try:
             lib.llama_backend_init()
             params = lib.llama_model_default_params()
-            params.n_gpu_layers = resolve_gpu_layers(self.key[1])
-            model = lib.llama_model_load_from_file(self.key[0].encode(), params)
+            params.n_gpu_layers = resolve_gpu_layers(self.settings.gpu_layers)
+            model = lib.llama_model_load_from_file(str(self.path).encode(), params)
+            if model:
+                ctx = lib.llama_init_from_model(model, _context_params(lib, self.settings))
+            if ctx:
+                # One decode allocates the compute buffers the first completion would wait for.
+                bos = lib.llama_vocab_bos(lib.llama_model_get_vocab(model))
+                token = (lib.llama_token * 1)(bos if bos >= 0 else 0)
+                lib.llama_decode(ctx, lib.llama_batch_get_one(token, 1))
+                lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
         finally:
             sys.setswitchinterval(switch_interval)
-        log.info("preloaded %s in %.0f ms", Path(self.key[0]).name, (time.perf_counter() - started) * 1000)
+        log.info("preloaded %s in %.0f ms", self.path.name, (time.perf_counter() - started) * 1000)
         with self._lock:
-            if model and self.abandoned:
-                lib.llama_model_free(model)
-            elif model:
-                self.model = model
+            if self.abandoned:
+                self._free(model, ctx)
+            else:
+                self.model, self.ctx = model or None, ctx or None
+
+    def _free(self, model, ctx) -> None:  # type: ignore[no-untyped-def]
+        if ctx:
+            self._lib.llama_free(ctx)
+        if model:
+            self._lib.llama_model_free(model)
 
     def abandon(self) -> None:
         """Free the model now, or as soon as its load finishes."""
         with self._lock:
             self.abandoned = True
-            if self.model is not None:
-                self._lib.llama_model_free(self.model)
-                self.model = None
+            self._free(self.model, self.ctx)
+            self.model = self.ctx = None
 
 
 _preload: _Preload | None = None
 _preload_lock = threading.Lock()
 
 
-def preload_model(path: Path, gpu_layers: int = -1) -> None:
-    """Start loading a model's weights now, so the engine created after `initialize` finds them ready."""
+def preload_model(path: Path, settings: ModelSettings | None = None) -> None:
+    """Start loading a model now, so the engine created after `initialize` finds it ready."""
     global _preload
     with _preload_lock:
         if _preload is None:
-            _preload = _Preload(path, gpu_layers)
+            _preload = _Preload(path, settings or ModelSettings())
 
 
-def _take_preloaded(path: Path, gpu_layers: int):  # type: ignore[no-untyped-def]
-    """The preloaded model if it is this one (waiting for it), else None; a mismatch is dropped."""
+def _take_preloaded(path: Path, settings: ModelSettings):  # type: ignore[no-untyped-def]
+    """(model, context) preloaded for exactly these settings (waiting for them), else None."""
     global _preload
     with _preload_lock:
         preload, _preload = _preload, None
     if preload is None:
         return None
-    if preload.key != (str(path), gpu_layers):
+    if preload.key != _preload_key(path, settings):
         preload.abandon()
         return None
     preload.thread.join()
-    return preload.model
+    if preload.model is None or preload.ctx is None:
+        preload.abandon()
+        return None
+    return preload.model, preload.ctx
 
 
 def discard_preloaded_model() -> None:
     """Free a preloaded model nobody will use (e.g. the settings chose the fake engine)."""
-    _take_preloaded(Path(), -2)
+    global _preload
+    with _preload_lock:
+        preload, _preload = _preload, None
+    if preload is not None:
+        preload.abandon()
 
 
 class LlamaBackend:
@@ -168,8 +210,8 @@ class LlamaBackend:
         model_params = lib.llama_model_default_params()
         model_params.n_gpu_layers = resolve_gpu_layers(settings.gpu_layers)
         self.gpu_layers = model_params.n_gpu_layers
-        model = _take_preloaded(path, settings.gpu_layers) or lib.llama_model_load_from_file(
-            str(path).encode(), model_params)
+        model, ctx = _take_preloaded(path, settings) or (None, None)
+        model = model or lib.llama_model_load_from_file(str(path).encode(), model_params)
         if not model:
             raise ModelNotAvailable(
                 f"llama.cpp could not load {path}: not a valid GGUF model (see the log for details).",
@@ -180,16 +222,8 @@ class LlamaBackend:
         self.n_vocab = lib.llama_vocab_n_tokens(self._vocab)
         self.n_layers = lib.llama_model_n_layer(model) if hasattr(lib, "llama_model_n_layer") else -1
 
-        ctx_params = lib.llama_context_default_params()
-        ctx_params.n_ctx = settings.context_size
-        ctx_params.n_batch = settings.batch_size
-        ctx_params.n_ubatch = settings.batch_size
-        ctx_params.n_threads = effective_threads(settings)
-        ctx_params.n_threads_batch = effective_threads(settings)
-        ctx_params.no_perf = True
-        # Sliding-window models (Gemma 3) can only roll the cache back with a full-size SWA cache.
-        ctx_params.swa_full = True
-        ctx = lib.llama_init_from_model(model, ctx_params)
+        ctx_params = _context_params(lib, settings)
+        ctx = ctx or lib.llama_init_from_model(model, ctx_params)
         if not ctx:
             lib.llama_model_free(model)
             raise EngineError(f"llama.cpp could not create a context of {settings.context_size} tokens.")

@@ -111,24 +111,25 @@ def test_a_preloaded_model_is_adopted_and_a_mismatched_one_is_dropped(model_path
     prompt = "def add(a, b):\n    return "
     expected = backend.run(_request(backend, prompt), CancelFlag()).text
 
-    llama.preload_model(model_path)  # what `codeassist-lsp` does at process start
+    llama.preload_model(model_path)  # what `codeassist-lsp` does at process start (default settings)
     preloaded = llama._preload
     assert preloaded is not None
-    adopted = LlamaBackend(model_path, ModelSettings(context_size=1024), stop=("<eos>",))
+    adopted = LlamaBackend(model_path, ModelSettings(), stop=("<eos>",))
     try:
         assert llama._preload is None
-        assert adopted._model == preloaded.model  # the engine took those weights, it did not reload
+        # The engine took those weights and that (warmed-up, then cleared) context; it did not reload.
+        assert (adopted._model, adopted._ctx) == (preloaded.model, preloaded.ctx)
         assert adopted.run(_request(adopted, prompt), CancelFlag()).text == expected
     finally:
         adopted.close()
 
-    # Settings that differ (here: explicit CPU-only layers) load their own model; the preload is freed.
-    llama.preload_model(model_path, gpu_layers=-1)
+    # Settings that differ (here: a smaller context) load their own model; the preload is freed.
+    llama.preload_model(model_path)
     dropped = llama._preload
-    own = LlamaBackend(model_path, ModelSettings(context_size=1024, gpu_layers=0), stop=("<eos>",))
+    own = LlamaBackend(model_path, ModelSettings(context_size=1024), stop=("<eos>",))
     try:
         dropped.thread.join()
-        assert llama._preload is None and dropped.abandoned and dropped.model is None
+        assert llama._preload is None and dropped.abandoned and dropped.model is None and dropped.ctx is None
         assert own.run(_request(own, prompt), CancelFlag()).text == expected
     finally:
         own.close()
