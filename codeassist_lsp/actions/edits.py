@@ -222,3 +222,46 @@ def combine_stops(*checks):  # type: ignore[no-untyped-def]
         return min(cuts) if cuts else None
 
     return check
+
+
+# -- static plausibility of generated Python (no execution) ----------------------------------------
+
+def python_defects(document: str, function_name: str) -> int | None:
+    """Defects of a Python function a small model wrote: names it reads but nothing defines, a body that
+    returns nothing or only `pass`; None when the document does not compile (syntax is checked elsewhere).
+
+    Cheap and execution-free: the generator's candidates are ranked by it, so code that uses variables
+    it never assigned (the commonest failure of a 270M model) loses to code that is at least closed.
+    """
+    import ast
+    import builtins
+
+    try:
+        module = ast.parse(document)
+    except (SyntaxError, ValueError):
+        return None
+    functions = [n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == function_name]
+    if not functions:
+        return None
+    function = functions[-1]
+    defined = set(dir(builtins))
+    for node in ast.walk(module):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            defined.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+    defects = len({n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                   and n.id not in defined})
+    body = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or all(isinstance(s, ast.Pass) for s in body):
+        defects += 1
+    elif not any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Raise)) for n in ast.walk(function)):
+        defects += 1
+    return defects

@@ -39,6 +39,9 @@ LENGTH_PENALTY = 0.5
 FINDING_PENALTY = 0.25
 # Bonus per other candidate that produced the same code (agreement between samples).
 AGREEMENT_BONUS = 0.05
+# Penalty per static defect of generated Python (an undefined name, no return): larger than the
+# typical spread of mean log-probabilities, so a closed function beats a fluent but broken one.
+DEFECT_PENALTY = 0.6
 DOC_MAX_TOKENS = 96
 HOVER_CACHE_ENTRIES = 256
 
@@ -53,6 +56,7 @@ class Candidate:
     checked: CheckedEdit | None
     score: float = float("-inf")
     index: int = 0
+    defects: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -123,6 +127,7 @@ def score_candidates(candidates: list[Candidate]) -> None:
         if candidate.result.finish_reason == "length":
             score -= LENGTH_PENALTY
         score -= FINDING_PENALTY * len(candidate.checked.verdict.findings)
+        score -= DEFECT_PENALTY * candidate.defects
         score += AGREEMENT_BONUS * (texts[candidate.checked.replacement.new_text.strip()] - 1)
         candidate.score = score
 
@@ -255,7 +260,10 @@ class ActionRunner:
             code = edits.reindent(code, target.indent)  # the model forgot the body's indentation
         replacement = Replacement(target.start, target.end, "\n" + code)
         checked = edits.verify_replacement(view.text, replacement, view.language, self.policy)
-        return Candidate(result, checked, index=index)
+        defects = 0
+        if checked.accepted and view.language is not None and view.language.name == "python" and target.name:
+            defects = edits.python_defects(replacement.apply(view.text), target.name) or 0
+        return Candidate(result, checked, index=index, defects=defects)
 
     async def _docstring(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
         language = view.language
