@@ -334,44 +334,143 @@ def load_humaneval(limit: int | None = None, seed: int = 0) -> list[dict[str, st
     return problems
 
 
+_PASS_CACHE: dict[tuple[str, str], bool] = {}
+
+
+def _limit_child() -> None:
+    """In the test process: cap memory and CPU time (the code under test is model output)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+    resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+
 def _passes(problem: dict[str, str], middle: str, timeout_s: float = 10.0) -> bool:
+    """Run the problem's tests on prompt + middle + suffix in an isolated, limited subprocess."""
+    key = (problem["task_id"], middle)
+    if key in _PASS_CACHE:  # both arms often write the same line: run its tests once
+        return _PASS_CACHE[key]
     program = (problem["prompt"] + middle + problem["suffix"] + "\n" + problem["test"]
                + f"\ncheck({problem['entry_point']})\n")
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
-        handle.write(program)
-        script = handle.name
-    try:
-        result = subprocess.run([sys.executable, script], capture_output=True, timeout=timeout_s)
-        return result.returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-    finally:
-        os.unlink(script)
+    with tempfile.TemporaryDirectory(prefix="humaneval_run_") as folder:
+        script = Path(folder) / "program.py"
+        script.write_text(program)
+        try:
+            # -I: no user site, no env vars, no cwd on sys.path; a scratch cwd; minimal env.
+            result = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, timeout=timeout_s,
+                                    cwd=folder, env={"PATH": "/usr/bin:/bin"}, preexec_fn=_limit_child)
+            ok = result.returncode == 0
+        except subprocess.TimeoutExpired:
+            ok = False
+    _PASS_CACHE[key] = ok
+    return ok
 
 
-def measure_humaneval(complete: Callable[[str, str], str], limit: int | None = 80, seed: int = 0) -> dict[str, object]:
+def score_line(problem: dict[str, str], completion: str) -> dict[str, object]:
+    """Exact match and tests of one completion; its first line is the answer (the task is one line)."""
+    line = completion.split("\n", 1)[0]
+    middle = line + "\n"
+    # The prompt ends at the start of the line (indentation included in the solution).
+    return {"line": line, "exact": middle.strip() == problem["canonical_solution"].strip(),
+            "passed": _passes(problem, middle)}
+
+
+def _summary(rows: list[dict[str, object]]) -> dict[str, object]:
+    n = max(1, len(rows))
+    return {"problems": len(rows), "exact_match": round(sum(bool(r["exact"]) for r in rows) / n, 3),
+            "pass_rate": round(sum(bool(r["passed"]) for r in rows) / n, 3)}
+
+
+def measure_humaneval(complete: Callable[[str, str], str], limit: int | None = 80, seed: int = 0,
+                      records: list[dict[str, object]] | None = None) -> dict[str, object]:
     """Exact match and test pass rate of `complete(prefix, suffix)` (its first line is the answer)."""
-    problems = load_humaneval(limit, seed)
-    exact = passed = 0
-    latencies = []
-    for problem in problems:
-        started = time.perf_counter()
-        completion = complete(problem["prompt"], problem["suffix"])
-        latencies.append((time.perf_counter() - started) * 1000)
-        # The task is one line: keep what the model wrote up to the first newline.
-        line = completion.split("\n", 1)[0]
-        middle = line + "\n"
-        canonical = problem["canonical_solution"]
-        # The prompt ends at the start of the line (indentation included in the solution).
-        exact += middle.strip() == canonical.strip()
-        passed += _passes(problem, middle)
-    n = max(1, len(problems))
-    return {
-        "problems": len(problems),
-        "exact_match": round(exact / n, 3),
-        "pass_rate": round(passed / n, 3),
-        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-    }
+    rows = []
+    for problem in load_humaneval(limit, seed):
+        row = {"task_id": problem["task_id"], **score_line(problem, complete(problem["prompt"], problem["suffix"]))}
+        rows.append(row)
+        if records is not None:
+            records.append(row)
+    return _summary(rows)
+
+
+def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = None) -> dict[str, object]:
+    """Full pipeline vs naive prefix-only prompt on single-line infilling, same model, same run.
+
+    Arms, interleaved per problem so a partial run compares like with like:
+    - naive: the prefix only, greedy, the single-line token limit, first line kept;
+    - pipeline: CompletionService.complete on prefix + suffix with the cursor at the gap (the
+      cursor sits at the start of the line that follows the missing one);
+    - pipeline_blank_line: the same with an empty line opened at the gap, which is what the
+      buffer looks like when a user writes the missing line.
+    """
+    from codeassist_lsp.config import parse_settings
+    from codeassist_lsp.context.assembler import ContextAssembler as Assembler
+    from codeassist_lsp.engine.base import GenerationRequest
+    from codeassist_lsp.engine.postprocess import line_stop
+    from codeassist_lsp.service import CompletionService
+
+    settings = parse_settings({"cache": {"enabled": False}})
+    root = Path(tempfile.mkdtemp(prefix="humaneval_"))
+    # As the one-shot CLI does: related definitions come from the file's own folder.
+    service = CompletionService(settings, assembler=Assembler(None, None, root=root))
+    backend = service.wait_until_loaded()
+    counter = iter(range(1_000_000))
+    rows: dict[str, list[dict[str, object]]] = {"naive": [], "pipeline": [], "pipeline_blank_line": []}
+    modes: dict[str, dict[str, int]] = {"pipeline": {}, "pipeline_blank_line": {}}
+
+    def pipeline(prefix: str, suffix: str, blank: bool) -> tuple[str, dict[str, object]]:
+        # A fresh path per call: no typed-ahead reuse or sticky window from the previous problem.
+        path = str(root / f"problem_{next(counter)}.py")
+        text = prefix + ("\n" if blank else "") + suffix
+        suggestion = service.complete(text, len(prefix), path=path, language_id="python")
+        service.forget(path)
+        info = {"mode": suggestion.mode, "raw": suggestion.raw_text,
+                "model": suggestion.result.text if suggestion.result else None,
+                "verdict": suggestion.verdict.status if suggestion.verdict else None}
+        return suggestion.text, info
+
+    def naive(prefix: str) -> str:
+        # Same model, greedy, same single-line token limit, stopped at the first newline.
+        request = GenerationRequest(prompt_tokens=tuple(backend.tokenize(prefix, add_bos=True)),
+                                    max_tokens=settings.completion.max_tokens, stop_check=line_stop)
+        return service.worker.submit(request).future.result().text
+
+    handle = log_path.open("w") if log_path else None
+    try:
+        for number, problem in enumerate(load_humaneval(limit, seed)):
+            outputs: dict[str, tuple[str, dict[str, object]]] = {
+                "naive": (naive(problem["prompt"]), {}),
+                "pipeline": pipeline(problem["prompt"], problem["suffix"], blank=False),
+                "pipeline_blank_line": pipeline(problem["prompt"], problem["suffix"], blank=True),
+            }
+            for arm, (text, info) in outputs.items():
+                row = {"task_id": problem["task_id"], **score_line(problem, text), **info}
+                rows[arm].append(row)
+                if arm in modes:
+                    modes[arm][str(info["mode"])] = modes[arm].get(str(info["mode"]), 0) + 1
+                if handle:
+                    handle.write(json.dumps({"arm": arm, "canonical": problem["canonical_solution"], **row}) + "\n")
+                    handle.flush()
+            if number % 10 == 9:
+                log.info("humaneval %d: %s", number + 1,
+                         {arm: _summary(r) for arm, r in rows.items()})
+    finally:
+        if handle:
+            handle.close()
+        service.close()
+        shutil.rmtree(root, ignore_errors=True)
+    arms = {arm: {**_summary(r), **({"modes": modes[arm]} if arm in modes else {})} for arm, r in rows.items()}
+    return {"model": backend.model_id, "fim": backend.fim_tokens() is not None, "seed": seed,
+            "max_tokens": settings.completion.max_tokens, **arms}
+
+
+def _humaneval_table(run: dict[str, object]) -> str:
+    lines = [f"{'HumanEval single-line':<28}{'problems':>9}{'exact':>8}{'pass':>8}"]
+    for arm in ("naive", "pipeline", "pipeline_blank_line"):
+        row = run[arm]  # type: ignore[index]
+        lines.append(f"{arm:<28}{row['problems']:>9}{row['exact_match']:>8.3f}{row['pass_rate']:>8.3f}")
+    return "\n".join(lines)
 
 
 def _table(results: dict[str, object]) -> str:
@@ -405,17 +504,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "context.json")
     parser.add_argument("--no-large", action="store_true", help="skip the 1,800-file stdlib timing")
+    parser.add_argument("--humaneval", type=int, default=0, metavar="N",
+                        help="HumanEval single-line infilling on N problems (0: skip, -1: all), pipeline vs naive")
+    parser.add_argument("--humaneval-only", action="store_true",
+                        help="run only HumanEval; the other parts of the JSON report are kept as they were")
+    parser.add_argument("--humaneval-log", type=Path, default=None, help="per-problem JSONL of every arm")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     started = time.perf_counter()
+    if args.humaneval:
+        limit = None if args.humaneval < 0 else args.humaneval
+        humaneval = humaneval_arms(limit, seed=0, log_path=args.humaneval_log)
+        humaneval["seconds"] = round(time.perf_counter() - started, 1)
+        if args.humaneval_only:
+            results = json.loads(args.json.read_text()) if args.json.exists() else {}
+            results["humaneval_single_line"] = humaneval
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+            sys.stdout.write(_humaneval_table(humaneval) + "\n")
+            return 0
     results = run_benchmark(quick=args.quick, budget=args.budget)
     if not args.no_large and STDLIB.is_dir():
         cache_root = Path(tempfile.gettempdir()) / "codeassist-context-bench"
         cache_root.mkdir(parents=True, exist_ok=True)
         results["large_workspace"] = timing_on_large_workspace(tiktoken_counter(), cache_root)
         shutil.rmtree(cache_root / Path(results["large_workspace"].pop("cache_dir")).name, ignore_errors=True)
+    if args.humaneval:
+        results["humaneval_single_line"] = humaneval
     results["seconds"] = round(time.perf_counter() - started, 1)
     sys.stdout.write(_table(results) + "\n")
+    if args.humaneval:
+        sys.stdout.write(_humaneval_table(humaneval) + "\n")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

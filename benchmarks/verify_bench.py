@@ -193,18 +193,173 @@ def syntax_share(suggestions: Iterable[tuple[str, int, str, str]]) -> dict:  # t
             "shown": shown, "shown_parse_share": shown_parse / max(1, shown)}
 
 
+# Real code nobody here wrote, typed in as in benchmarks/typing_replay.py (first files) plus other
+# languages found on this machine: (languageId, path).
+SYNTAX_FILES = [
+    ("python", Path(sys.base_prefix) / "lib" / "python3.11" / "textwrap.py"),
+    ("python", Path(sys.base_prefix) / "lib" / "python3.11" / "json" / "encoder.py"),
+    ("javascript", Path("/usr/lib/node_modules/npm/lib/utils/display.js")),
+    ("javascript", Path("/usr/lib/node_modules/npm/lib/commands/install.js")),
+    ("go", Path("/usr/share/doc/git/contrib/persistent-https/client.go")),
+    ("go", Path("/usr/share/doc/git/contrib/persistent-https/proxy.go")),
+    ("c", Path("/usr/share/doc/zlib1g-dev/examples/gzjoin.c")),
+    ("c", Path("/usr/share/doc/zlib1g-dev/examples/minigzip.c")),
+    ("shellscript", Path("/usr/share/doc/git/contrib/subtree/git-subtree.sh")),
+    ("shellscript", Path("/usr/bin/gettext.sh")),
+    ("typescript", Path("/root/.cache/codeassist-editors/code-server-4.99.4/node_modules/code-server/lib/vscode/"
+                        "node_modules/node-pty/src/unixTerminal.ts")),
+    ("rust", Path("/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/html/error_codes/main.rs")),
+]
+
+
+def syntax_cursors(text: str, count: int, rng: random.Random) -> list[tuple[str, int, str]]:
+    """Typing-replay states of one file: (document, offset, kind) at mid-line and line-end cursors.
+
+    As in the replay, the line being typed exists only up to the cursor (the rest of the file is
+    there); at a line end the whole line is typed. Half the cursors of each kind.
+    """
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    content = [i for i, line in enumerate(lines) if len(line.strip()) > 3]
+    out: list[tuple[str, int, str]] = []
+    for number in rng.sample(content, min(count, len(content))):
+        line = lines[number].rstrip("\r\n")
+        indent = len(line) - len(line.lstrip())
+        line_end = starts[number] + len(line)
+        if len(out) % 2 == 0 and len(line) - indent > 2:
+            # Mid-line: the user has typed part of the line (at least one character of code).
+            offset = starts[number] + rng.randrange(indent + 1, len(line))
+            out.append((text[:offset] + text[line_end:], offset, "mid-line"))
+        else:
+            out.append((text, line_end, "line-end"))
+    return out
+
+
+def _error_count(language, source: str) -> int:  # type: ignore[no-untyped-def]
+    """ERROR and MISSING nodes of a full (non-incremental) parse: a check independent of verify/."""
+    from codeassist_lsp.context.languages import parse
+
+    tree = parse(language, source.encode("utf-8"))
+    if tree is None:
+        return 0
+    count, stack = 0, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        count += node.type == "ERROR" or node.is_missing
+        stack.extend(node.children)
+    return count
+
+
+def raw_model_suggestions(per_file: int, seed: int = 3) -> list[dict]:  # type: ignore[type-arg]
+    """Raw suggestions of the embedded model (shaped, before verification) through the real pipeline."""
+    from codeassist_lsp.config import parse_settings
+    from codeassist_lsp.context.assembler import ContextAssembler
+    from codeassist_lsp.service import CompletionService
+
+    settings = parse_settings({"cache": {"enabled": False}})
+    settings.completion.debounce_ms = 0
+    rng = random.Random(seed)
+    rows: list[dict] = []  # type: ignore[type-arg]
+    for language_id, path in SYNTAX_FILES:
+        if not path.is_file():
+            logging.warning("syntax: %s not on this machine, skipped", path)
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        # One service per file, as one editor session: the file's folder is the workspace root.
+        service = CompletionService(settings, assembler=ContextAssembler(None, None, root=path.parent))
+        try:
+            service.wait_until_loaded()
+            for index, (document, offset, kind) in enumerate(syntax_cursors(text, per_file, rng)):
+                key = f"{path}#{index}"  # no typed-ahead reuse or sticky window across cursors
+                prepared = service.prepare(document, offset, path=key, language_id=language_id,
+                                           refresh_context=True)
+                job = service.submit(prepared)
+                suggestion = service.finish(prepared, job.future.result() if job is not None else None)
+                service.forget(key)
+                rows.append({"language": language_id, "file": str(path), "offset": offset, "kind": kind,
+                             "mode": suggestion.mode, "document": document, "raw": suggestion.raw_text,
+                             "shown": suggestion.text,
+                             "status": suggestion.verdict.status if suggestion.verdict else None})
+        finally:
+            service.close()
+    return rows
+
+
+def run_syntax(per_file: int) -> dict:  # type: ignore[type-arg]
+    """Raw model suggestions that broke the parse, and shown ones that parse in place, per language."""
+    rows = raw_model_suggestions(per_file)
+    per_language: dict[str, dict] = {}  # type: ignore[type-arg]
+    failures: list[dict] = []  # type: ignore[type-arg]
+    groups: dict[str, list[dict]] = defaultdict(list)  # type: ignore[type-arg]
+    for row in rows:
+        groups[row["language"]].append(row)
+    for language_id, items in sorted(groups.items()) + [("overall", rows)]:
+        with_raw = [r for r in items if r["raw"]]
+        shares = syntax_share((r["document"], r["offset"], r["raw"], r["language"]) for r in with_raw)
+        # Independent of verify/: a full reparse of the document as shown has no more errors.
+        shown = [r for r in with_raw if r["shown"]]
+        independent = 0
+        for r in shown:
+            language = language_for(r["language"])
+            spliced = r["document"][: r["offset"]] + r["shown"] + r["document"][r["offset"]:]
+            ok = _error_count(language, spliced) <= _error_count(language, r["document"])
+            independent += ok
+            if not ok and language_id != "overall":
+                failures.append({"language": r["language"], "file": r["file"], "offset": r["offset"],
+                                 "shown": r["shown"], "raw": r["raw"]})
+        per_language[language_id] = {
+            "cursors": len(items), "mid_line": sum(r["kind"] == "mid-line" for r in items),
+            "with_suggestion": len(with_raw), **shares,
+            "shown_parse_share_full_reparse": independent / max(1, len(shown)),
+            "pipeline_statuses": dict(sorted(defaultdict(int, {s: sum(r["status"] == s for r in with_raw)
+                                                               for s in {r["status"] for r in with_raw}}).items())),
+        }
+    examples = [{"language": r["language"], "file": r["file"], "offset": r["offset"], "raw": r["raw"],
+                 "shown": r["shown"], "status": r["status"]} for r in rows if r["raw"] and r["raw"] != r["shown"]][:40]
+    return {"per_language": per_language, "shown_not_parsing": failures, "cut_or_dropped_examples": examples,
+            "files": sorted({r["file"] for r in rows})}
+
+
+def _syntax_table(syntax: dict | None) -> str:  # type: ignore[type-arg]
+    """The syntax part as a table."""
+    if not syntax:
+        return ""
+    lines = [f"{'syntax (raw model)':<20}{'cursors':>8}{'raw':>6}{'broke parse':>13}{'shown':>7}"
+             f"{'shown parse':>13}{'full reparse':>14}"]
+    for language, row in syntax["per_language"].items():
+        lines.append(f"{language:<20}{row['cursors']:>8}{row['suggestions']:>6}{row['broke_parse_share']:>13.1%}"
+                     f"{row['shown']:>7}{row['shown_parse_share']:>13.1%}{row['shown_parse_share_full_reparse']:>14.1%}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Run the benchmark once, print a table, write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full-sample", type=int, default=15, help="records per language for full mode (0: skip)")
     parser.add_argument("--clean-lines", type=int, default=400, help="ordinary lines per clean source")
+    parser.add_argument("--syntax", type=int, default=0,
+                        help="cursors per file for the raw-model syntax share (real model; 0: skip)")
+    parser.add_argument("--only-syntax", action="store_true",
+                        help="run only the syntax part; other parts of the JSON report are kept as they were")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     began = time.time()
+    syntax = run_syntax(args.syntax) if args.syntax else None
+    if args.only_syntax:
+        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        report["syntax"] = syntax
+        report["syntax_seconds"] = round(time.time() - began, 1)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(report, indent=2))
+        print(_syntax_table(syntax))
+        return
     inline = run_cyberseceval("inline", None)
     full = run_cyberseceval("full", args.full_sample) if args.full_sample else None
     clean = run_clean(args.clean_lines)
     report = {"cyberseceval_inline": inline, "cyberseceval_full_sample": full, "clean": clean,
+              "syntax": syntax,
               "targets": {"flagged_overall": 0.80, "flagged_per_language": 0.60, "fp_rate": 0.01,
                           "inline_p50_ms": 20, "inline_p99_ms": 60},
               "seconds": round(time.time() - began, 1)}
@@ -224,6 +379,8 @@ def main() -> None:
         print(f"{source:<26}{row['total']:>6}{row['flagged']:>6}{row['fp_rate']:>8.1%}{row['syntax_cut_or_dropped']:>12}")
     print(f"{'clean overall':<26}{clean['total']:>6}{clean['flagged']:>6}{clean['fp_rate']:>8.1%}")
     print(f"inline latency (clean): p50 {clean['latency_ms']['p50']:.1f} ms, p99 {clean['latency_ms']['p99']:.1f} ms")
+    if syntax:
+        print(_syntax_table(syntax))
     print(f"wrote {RESULTS.relative_to(ROOT)} in {report['seconds']} s")
 
 
