@@ -236,3 +236,24 @@ def explain_prompt(backend: Any, language: Language | None, *, code: str, name: 
     plain = f"{_fenced(language, code)}\n\nQuestion: What does {subject} do?\nAnswer: "
     stop = ("Question:",) if brief else ("\n\n\n", "Question:", FENCE)
     return build_prompt(backend, language=language, user=user, primer=primer, plain=plain, stop=stop)
+
+
+def hover_prompt(backend: Any, language: Language | None, *, code: str, kind: str) -> ActionPrompt:
+    """A one-sentence explanation for a hover; the answer is forced to start with "This function".
+
+    A base model continues a page of code explained in plain English; the forced opening keeps a
+    270M model from answering with code or a blank line (it often did after "`name` ").
+    """
+    subject = {"definition": _definition_word(code), "call": "call"}.get(kind, "code")
+    primer = f"This {subject}"
+    user = f"In one sentence, what does this {subject} do?\n\n{_fenced(language, code)}"
+    plain = f"# Code explained\n\n{_fenced(language, code)}\n\nIn plain English: "
+    return build_prompt(backend, language=language, user=user, primer=primer, plain=plain, stop=("\n\n",))
+
+
+def _definition_word(code: str) -> str:
+    head = code.lstrip().split("(", 1)[0].split("{", 1)[0]
+    words = set(head.replace(":", " ").split())
+    if words & {"class", "struct", "interface", "enum", "trait", "impl", "type"}:
+        return "type" if "class" not in words else "class"
+    return "function"

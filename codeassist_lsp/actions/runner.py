@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import textwrap
 import time
 from collections import OrderedDict
@@ -18,12 +19,13 @@ from typing import Any
 import attrs
 
 from codeassist_lsp.actions import edits
-from codeassist_lsp.actions.edits import CheckedEdit, Replacement
+from codeassist_lsp.actions.edits import FENCE, CheckedEdit, Replacement
 from codeassist_lsp.actions.prompts import (
-    ActionPrompt, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction, generate_prompt,
+    ActionPrompt, chat_template_of, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction, generate_prompt,
+    hover_prompt,
     prompt_tokens, refactor_instruction, rewrite_prompt,
 )
-from codeassist_lsp.actions.targets import ActionTarget, DocumentView, HoverTarget, indentation, line_start
+from codeassist_lsp.actions.targets import ActionTarget, DocumentView, HoverTarget, indentation, line_end, line_start
 from codeassist_lsp.config import ActionsSettings
 from codeassist_lsp.context.assembler import render_snippet
 from codeassist_lsp.engine.base import GenerationRequest, GenerationResult, Sampling
@@ -306,6 +308,8 @@ class ActionRunner:
 
     async def _rewrite(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
         """Fix or refactor: rewrite whole lines of the range, then trim to the minimal change."""
+        if target.action == "fix" and chat_template_of(self.backend) is None:
+            return await self._fix_by_completion(target, view)
         text = view.text
         start, end = target.start, target.end
         lead = text[line_start(text, start):start]
@@ -338,6 +342,65 @@ class ActionRunner:
             return ActionOutcome(candidates=[candidate], reason=checked.reason)
         return ActionOutcome(replacement=replacement, candidates=[candidate])
 
+    async def _fix_by_completion(self, target: ActionTarget, view: DocumentView) -> ActionOutcome:
+        """Fix for a base model (no chat template): the code with the problem marked, then a fixed copy
+        that the model continues from the problem's first line; greedy first, two samples if it failed.
+
+        A base model cannot follow "fix this"; copying text with one change is what it does well, and
+        marking the line in the first copy tells it which line to change.
+        """
+        text, language = view.text, view.language
+        comment = (language.line_comment if language is not None else None) or "#"
+        first = line_start(text, target.start)
+        last = line_end(text, max(target.start, target.end - 1) if target.end > target.start else target.start)
+        region = text[first:last]
+        definition = view.definition_at(target.start)
+        context_start = view.offset(definition.start_byte) if definition is not None else first
+        if text.count("\n", context_start, first) > 40:
+            context_start = first
+        for _ in range(15 if context_start == first else 0):  # no definition: a few lines of context
+            if context_start == 0:
+                break
+            context_start = line_start(text, context_start - 1)
+        context_start = line_start(text, context_start)
+        lead = text[context_start:first]
+        marker = f"  {comment} error: {target.message.strip().splitlines()[0] if target.message.strip() else 'problem'}"
+        document = (f"{lead}{region}{marker}\n\n\n{comment} The same code with the error fixed:\n{lead}")
+        prompt = ActionPrompt(document, False, "")
+        wanted_lines = region.count("\n") + 1
+        quoted = re.findall(r"['\u2018\u201c\"`]([A-Za-z_][A-Za-z0-9_]*)['\u2019\u201d\"`]", target.message)
+
+        def stop(generated: str) -> int | None:
+            lines = generated.split("\n")
+            if len(lines) > wanted_lines:
+                return len("\n".join(lines[:wanted_lines]))
+            return None
+
+        outcome = ActionOutcome()
+        limit = min(4 * self.settings.max_tokens, 2 * self.backend.count_tokens(region) + 32)
+        for index in range(3):
+            sampling = Sampling() if index == 0 else Sampling(temperature=self.settings.temperature, seed=index)
+            result = await self.generate(prompt, max_tokens=limit, sampling=sampling, stop_check=stop)
+            lines = result.text.split("\n")[:wanted_lines]
+            new_region = "\n".join(line.split(f"  {comment} error:", 1)[0].rstrip() for line in lines)
+            if not new_region.strip() or new_region.strip() == region.strip():
+                outcome.candidates.append(Candidate(result, None, index=index))
+                continue
+            if any(re.search(rf"\b{re.escape(name)}\b", region) and re.search(rf"\b{re.escape(name)}\b", new_region)
+                   for name in quoted):
+                outcome.candidates.append(Candidate(result, None, index=index))
+                continue  # the name the diagnostic is about is still there: not a fix
+            replacement = edits.minimal(text, Replacement(first, last, new_region))
+            checked = edits.verify_replacement(text, replacement, language, self.policy)
+            candidate = Candidate(result, checked, score=result.mean_logprob, index=index)
+            outcome.candidates.append(candidate)
+            if checked.accepted:
+                outcome.replacement = replacement
+                return outcome
+        reasons = {c.checked.reason for c in outcome.candidates if c.checked is not None} - {""}
+        outcome.reason = "the model suggested no change" if not reasons else "; ".join(sorted(reasons))
+        return outcome
+
     async def _explain(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
         code = view.text[target.start:target.end]
         explanation = await self.explain(code, view, name="", brief=False)
@@ -367,8 +430,62 @@ class ActionRunner:
         if cached is not None:
             self.stats["hover_cache_hits"] = self.stats.get("hover_cache_hits", 0) + 1
             return cached
-        text = await self.explain(target.code, view, name=target.name, brief=True)
-        markdown = f"**codeassist** \u2014 {text}" if text else ""
+        text = await self.hover_sentence(target, view)
+        if text:
+            markdown = f"**codeassist** \u2014 {text}"
+        else:
+            markdown = structural_summary(target, view.language.name if view.language else "")
         if markdown:
             cache.put(key, markdown)
         return markdown
+
+    async def hover_sentence(self, target: HoverTarget, view: DocumentView) -> str:
+        """One clean sentence from the model (greedy, then one sample when the first was junk); '' if none."""
+        prompt = hover_prompt(self.backend, view.language, code=target.code, kind=target.kind)
+        for attempt in range(2):
+            sampling = Sampling() if attempt == 0 else Sampling(temperature=0.5, seed=7)
+            result = await self.generate(prompt, max_tokens=self.settings.hover_max_tokens, sampling=sampling,
+                                         stop_check=edits.first_line_stop)
+            sentence = clean_sentence(prompt.primer, result.text, cut=result.finish_reason == "length")
+            if sentence:
+                return sentence
+        return ""
+
+
+# Shortest acceptable hover sentence, in words after the forced opening ("This function ...").
+MIN_HOVER_WORDS = 3
+
+
+def clean_sentence(primer: str, generated: str, *, cut: bool) -> str:
+    """The primer plus the model's first line as markdown prose; '' when it is junk (code, too short, no words)."""
+    line = generated.strip().split("\n", 1)[0].strip() if generated.strip() else ""
+    line = re.sub(r"</?code>", "`", line)
+    line = re.sub(r"<[^>]{1,20}>", "", line).strip()
+    if cut and "." in line:
+        line = line[:line.rindex(".") + 1]  # ran out of tokens: keep whole sentences
+    words = re.findall(r"[A-Za-z]{2,}", line)
+    if len(words) < MIN_HOVER_WORDS or "```" in line or line.count(";") > 1 or line.rstrip().endswith(("{", ":")):
+        return ""
+    if sum(c.isalpha() or c.isspace() for c in line) < 0.6 * len(line):
+        return ""  # mostly symbols: code, not prose
+    sentence = re.sub(r"\s+", " ", f"{primer} {line}").strip()
+    if not sentence.endswith((".", "!", "?", "`", ")")):
+        sentence += "."
+    return sentence
+
+
+def structural_summary(target: HoverTarget, language: str) -> str:
+    """What tree-sitter alone can say (signature, first docstring line), labelled as not from the model."""
+    code = target.code.strip()
+    if not code:
+        return ""
+    lines = code.split("\n")
+    signature = lines[0].rstrip().rstrip("{").rstrip()
+    doc = ""
+    match = re.search(r'^[ \t]*(?:[rRuUbB]{0,2})("""|\'\'\')\s*(.*?)(?:\1|$)', "\n".join(lines[1:8]), re.MULTILINE | re.DOTALL)
+    if match and match.group(2).strip():
+        doc = match.group(2).strip().split("\n", 1)[0].strip()
+    parts = ["*Structural summary (the model gave no explanation):*", "", f"{FENCE}{language}\n{signature}\n{FENCE}"]
+    if doc:
+        parts += ["", doc]
+    return "\n".join(parts)
