@@ -216,7 +216,7 @@ async def resolve_and_apply(client: LanguageClient, uri: str, action: types.Code
 @pytest.mark.model
 @pytest.mark.actions_e2e
 async def test_every_action_kind_with_the_real_model() -> None:
-    async with bounded_server(REAL, seconds=150) as (client, _):
+    async with bounded_server(REAL, seconds=240) as (client, _):
         assert (await wait_for_model(client, timeout=120))["model"]["state"] == "ready"
         uri = "file:///tmp/codeassist-actions/real.py"
         open_document(client, uri, SOURCE)
@@ -273,3 +273,32 @@ async def test_command_path_applies_the_edit_with_the_real_model() -> None:
             command=action.command.command, arguments=action.command.arguments))
         assert result["applied"] is True, result
         assert received and parses(apply_edit(SOURCE, received[0].edit, uri, 1))
+
+
+JS_SOURCE = """function sumOf(numbers) {
+  let total = 0;
+  for (const n of numbers) total += n;
+  return total;
+}
+"""
+
+
+@pytest.mark.model
+@pytest.mark.actions_e2e
+async def test_hover_explains_functions_with_the_real_model() -> None:
+    async with bounded_server(REAL, seconds=90) as (client, _):
+        assert (await wait_for_model(client, timeout=60))["model"]["state"] == "ready"
+        for uri, text, language, name in (("file:///tmp/codeassist-actions/hover-real.py", SOURCE, "python", "def clamp"),
+                                          ("file:///tmp/codeassist-actions/hover-real.js", JS_SOURCE, "javascript",
+                                           "function sumOf")):
+            open_document(client, uri, text, language_id=language)
+            hover = await client.text_document_hover_async(types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=position_at(text, text.index(name) + len(name) - 2)))
+            assert hover is not None and isinstance(hover.contents, types.MarkupContent), (language, hover)
+            assert hover.contents.kind == types.MarkupKind.Markdown
+            value = hover.contents.value
+            # The model's sentence (not the structural fallback), prose rather than code.
+            assert "Structural summary" not in value and "This function" in value, value
+            assert len(value.split()) >= 6 and "```" not in value, value
+            end = text.rstrip().__len__()
+            assert hover.range == types.Range(start=position_at(text, text.index(name)), end=position_at(text, end)), hover.range
