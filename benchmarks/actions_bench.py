@@ -132,7 +132,8 @@ async def latency(runner: ActionRunner, runs: int) -> dict[str, Any]:
     return table
 
 
-async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, deadline: float) -> dict[str, Any]:
+async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, deadline: float,
+                    partial: Path | None = None) -> dict[str, Any]:
     """pass@1 of N=1 (greedy) and best-of-N on the same candidates; stops at the deadline."""
     with gzip.open(HUMANEVAL, "rt") as handle:
         problems = [json.loads(line) for line in handle]
@@ -175,6 +176,13 @@ async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, d
         print(f"  {number + 1:3}/{len(problems)} {problem['task_id']:<14} n1={row['n1']!s:<5} best={row['best']!s:<5} "
               f"any={row['any']!s:<5} accepted {row['accepted']}/{row['candidates']} chosen {row['chosen']} "
               f"{elapsed:7.0f} ms", file=sys.stderr)
+        if partial is not None:
+            partial.write_text(json.dumps(summarize(rows, limit, best_of), indent=2) + "\n")
+    return summarize(rows, limit, best_of)
+
+
+def summarize(rows: list[dict[str, Any]], limit: int, best_of: int) -> dict[str, Any]:
+    """pass@1 (N=1, best-of-N) and the oracle over the rows run so far."""
     done = [r for r in rows if "skipped" not in r]
     count = max(1, len(done))
     return {
@@ -196,12 +204,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=1800, help="seconds for HumanEval; stops early")
+    parser.add_argument("--max-tokens", type=int, default=0, help="tokens per generated candidate (0: the setting)")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-humaneval", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     settings = Settings()
     settings.model.threads = args.threads
+    if args.max_tokens:
+        settings.actions.max_tokens = args.max_tokens
     service = CompletionService(settings)
     service.wait_until_loaded()
     runner = ActionRunner(service, settings.actions, {})
@@ -218,7 +229,8 @@ def main() -> None:
         if not args.skip_humaneval:
             print("humaneval:", file=sys.stderr)
             deadline = time.monotonic() + args.time_budget
-            report["humaneval"] = asyncio.run(humaneval(runner, args.limit, args.best_of, args.seed, deadline))
+            report["humaneval"] = asyncio.run(humaneval(runner, args.limit, args.best_of, args.seed, deadline,
+                                                        partial=args.output.with_suffix(".partial.json")))
     finally:
         service.close()
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
