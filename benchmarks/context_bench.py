@@ -394,7 +394,8 @@ def measure_humaneval(complete: Callable[[str, str], str], limit: int | None = 8
     return _summary(rows)
 
 
-def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = None) -> dict[str, object]:
+def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = None,
+                   threads: int = 0) -> dict[str, object]:
     """Full pipeline vs naive prefix-only prompt on single-line infilling, same model, same run.
 
     Arms, interleaved per problem so a partial run compares like with like:
@@ -402,30 +403,36 @@ def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = Non
     - pipeline: CompletionService.complete on prefix + suffix with the cursor at the gap (the
       cursor sits at the start of the line that follows the missing one);
     - pipeline_blank_line: the same with an empty line opened at the gap, which is what the
-      buffer looks like when a user writes the missing line.
+      buffer looks like when a user writes the missing line;
+    - pipeline_before_insert_gate: the pipeline arm as it was before the gate learned to suggest a
+      line above the code at the cursor. Then such cursors were gated "none" (no model call, no
+      suggestion) and every other cursor took the same path, so this arm is exact, not estimated.
     """
     from codeassist_lsp.config import parse_settings
     from codeassist_lsp.context.assembler import ContextAssembler as Assembler
+    from codeassist_lsp.context.gating import decide_mode
     from codeassist_lsp.engine.base import GenerationRequest
     from codeassist_lsp.engine.postprocess import line_stop
     from codeassist_lsp.service import CompletionService
 
-    settings = parse_settings({"cache": {"enabled": False}})
+    # threads only changes speed (set it below the core count when other jobs share the machine).
+    settings = parse_settings({"cache": {"enabled": False}, "model": {"threads": threads}})
     root = Path(tempfile.mkdtemp(prefix="humaneval_"))
     # As the one-shot CLI does: related definitions come from the file's own folder.
     service = CompletionService(settings, assembler=Assembler(None, None, root=root))
     backend = service.wait_until_loaded()
-    counter = iter(range(1_000_000))
-    rows: dict[str, list[dict[str, object]]] = {"naive": [], "pipeline": [], "pipeline_blank_line": []}
+    rows: dict[str, list[dict[str, object]]] = {"naive": [], "pipeline": [], "pipeline_blank_line": [],
+                                                "pipeline_before_insert_gate": []}
     modes: dict[str, dict[str, int]] = {"pipeline": {}, "pipeline_blank_line": {}}
 
-    def pipeline(prefix: str, suffix: str, blank: bool) -> tuple[str, dict[str, object]]:
-        # A fresh path per call: no typed-ahead reuse or sticky window from the previous problem.
-        path = str(root / f"problem_{next(counter)}.py")
+    def pipeline(prefix: str, suffix: str, blank: bool, number: int) -> tuple[str, dict[str, object]]:
+        # One path per problem, forgotten after each call: no typed-ahead reuse or sticky window.
+        path = str(root / f"problem_{number}.py")
         text = prefix + ("\n" if blank else "") + suffix
         suggestion = service.complete(text, len(prefix), path=path, language_id="python")
         service.forget(path)
-        info = {"mode": suggestion.mode, "raw": suggestion.raw_text,
+        gate = decide_mode(text, len(prefix), language_for("python"))
+        info = {"mode": suggestion.mode, "insert_line": gate.insert_line, "raw": suggestion.raw_text,
                 "model": suggestion.result.text if suggestion.result else None,
                 "verdict": suggestion.verdict.status if suggestion.verdict else None}
         return suggestion.text, info
@@ -441,9 +448,11 @@ def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = Non
         for number, problem in enumerate(load_humaneval(limit, seed)):
             outputs: dict[str, tuple[str, dict[str, object]]] = {
                 "naive": (naive(problem["prompt"]), {}),
-                "pipeline": pipeline(problem["prompt"], problem["suffix"], blank=False),
-                "pipeline_blank_line": pipeline(problem["prompt"], problem["suffix"], blank=True),
+                "pipeline": pipeline(problem["prompt"], problem["suffix"], blank=False, number=number),
+                "pipeline_blank_line": pipeline(problem["prompt"], problem["suffix"], blank=True, number=number),
             }
+            gap_text, gap_info = outputs["pipeline"]
+            outputs["pipeline_before_insert_gate"] = ("" if gap_info["insert_line"] else gap_text, {})
             for arm, (text, info) in outputs.items():
                 row = {"task_id": problem["task_id"], **score_line(problem, text), **info}
                 rows[arm].append(row)
@@ -467,7 +476,7 @@ def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = Non
 
 def _humaneval_table(run: dict[str, object]) -> str:
     lines = [f"{'HumanEval single-line':<28}{'problems':>9}{'exact':>8}{'pass':>8}"]
-    for arm in ("naive", "pipeline", "pipeline_blank_line"):
+    for arm in ("naive", "pipeline_before_insert_gate", "pipeline", "pipeline_blank_line"):
         row = run[arm]  # type: ignore[index]
         lines.append(f"{arm:<28}{row['problems']:>9}{row['exact_match']:>8.3f}{row['pass_rate']:>8.3f}")
     return "\n".join(lines)
@@ -508,13 +517,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="HumanEval single-line infilling on N problems (0: skip, -1: all), pipeline vs naive")
     parser.add_argument("--humaneval-only", action="store_true",
                         help="run only HumanEval; the other parts of the JSON report are kept as they were")
+    parser.add_argument("--threads", type=int, default=0, help="model threads for HumanEval (0: all cores)")
     parser.add_argument("--humaneval-log", type=Path, default=None, help="per-problem JSONL of every arm")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     started = time.perf_counter()
     if args.humaneval:
         limit = None if args.humaneval < 0 else args.humaneval
-        humaneval = humaneval_arms(limit, seed=0, log_path=args.humaneval_log)
+        humaneval = humaneval_arms(limit, seed=0, log_path=args.humaneval_log, threads=args.threads)
         humaneval["seconds"] = round(time.perf_counter() - started, 1)
         if args.humaneval_only:
             results = json.loads(args.json.read_text()) if args.json.exists() else {}

@@ -213,10 +213,11 @@ SYNTAX_FILES = [
 
 
 def syntax_cursors(text: str, count: int, rng: random.Random) -> list[tuple[str, int, str]]:
-    """Typing-replay states of one file: (document, offset, kind) at mid-line and line-end cursors.
+    """Typing-replay states of one file: (document, offset, kind), kinds in turn.
 
-    As in the replay, the line being typed exists only up to the cursor (the rest of the file is
-    there); at a line end the whole line is typed. Half the cursors of each kind.
+    mid-line: as in the replay, the line being typed exists only up to the cursor (the rest of the
+    file is there); line-end: the whole line typed; line-start: the cursor before a line's code
+    (after its indentation) in the whole file, where a new line above it is suggested.
     """
     lines = text.splitlines(keepends=True)
     starts = [0]
@@ -228,10 +229,13 @@ def syntax_cursors(text: str, count: int, rng: random.Random) -> list[tuple[str,
         line = lines[number].rstrip("\r\n")
         indent = len(line) - len(line.lstrip())
         line_end = starts[number] + len(line)
-        if len(out) % 2 == 0 and len(line) - indent > 2:
-            # Mid-line: the user has typed part of the line (at least one character of code).
+        kind = ("mid-line", "line-end", "line-start")[len(out) % 3]
+        if kind == "mid-line" and len(line) - indent > 2:
+            # The user has typed part of the line (at least one character of code).
             offset = starts[number] + rng.randrange(indent + 1, len(line))
             out.append((text[:offset] + text[line_end:], offset, "mid-line"))
+        elif kind == "line-start":
+            out.append((text, starts[number] + indent, "line-start"))
         else:
             out.append((text, line_end, "line-end"))
     return out
@@ -252,13 +256,14 @@ def _error_count(language, source: str) -> int:  # type: ignore[no-untyped-def]
     return count
 
 
-def raw_model_suggestions(per_file: int, seed: int = 3) -> list[dict]:  # type: ignore[type-arg]
+def raw_model_suggestions(per_file: int, seed: int = 3, threads: int = 0) -> list[dict]:  # type: ignore[type-arg]
     """Raw suggestions of the embedded model (shaped, before verification) through the real pipeline."""
     from codeassist_lsp.config import parse_settings
     from codeassist_lsp.context.assembler import ContextAssembler
     from codeassist_lsp.service import CompletionService
 
-    settings = parse_settings({"cache": {"enabled": False}})
+    # threads only changes speed (set it below the core count when other jobs share the machine).
+    settings = parse_settings({"cache": {"enabled": False}, "model": {"threads": threads}})
     settings.completion.debounce_ms = 0
     rng = random.Random(seed)
     rows: list[dict] = []  # type: ignore[type-arg]
@@ -287,9 +292,9 @@ def raw_model_suggestions(per_file: int, seed: int = 3) -> list[dict]:  # type: 
     return rows
 
 
-def run_syntax(per_file: int) -> dict:  # type: ignore[type-arg]
+def run_syntax(per_file: int, threads: int = 0) -> dict:  # type: ignore[type-arg]
     """Raw model suggestions that broke the parse, and shown ones that parse in place, per language."""
-    rows = raw_model_suggestions(per_file)
+    rows = raw_model_suggestions(per_file, threads=threads)
     per_language: dict[str, dict] = {}  # type: ignore[type-arg]
     failures: list[dict] = []  # type: ignore[type-arg]
     groups: dict[str, list[dict]] = defaultdict(list)  # type: ignore[type-arg]
@@ -310,7 +315,8 @@ def run_syntax(per_file: int) -> dict:  # type: ignore[type-arg]
                 failures.append({"language": r["language"], "file": r["file"], "offset": r["offset"],
                                  "shown": r["shown"], "raw": r["raw"]})
         per_language[language_id] = {
-            "cursors": len(items), "mid_line": sum(r["kind"] == "mid-line" for r in items),
+            "cursors": len(items), "kinds": {k: sum(r["kind"] == k for r in items)
+                                             for k in ("mid-line", "line-end", "line-start")},
             "with_suggestion": len(with_raw), **shares,
             "shown_parse_share_full_reparse": independent / max(1, len(shown)),
             "pipeline_statuses": dict(sorted(defaultdict(int, {s: sum(r["status"] == s for r in with_raw)
@@ -341,12 +347,13 @@ def main() -> None:
     parser.add_argument("--clean-lines", type=int, default=400, help="ordinary lines per clean source")
     parser.add_argument("--syntax", type=int, default=0,
                         help="cursors per file for the raw-model syntax share (real model; 0: skip)")
+    parser.add_argument("--threads", type=int, default=0, help="model threads for --syntax (0: all cores)")
     parser.add_argument("--only-syntax", action="store_true",
                         help="run only the syntax part; other parts of the JSON report are kept as they were")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     began = time.time()
-    syntax = run_syntax(args.syntax) if args.syntax else None
+    syntax = run_syntax(args.syntax, args.threads) if args.syntax else None
     if args.only_syntax:
         report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         report["syntax"] = syntax

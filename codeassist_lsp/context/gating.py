@@ -23,6 +23,8 @@ class Gate:
     mode: CompletionMode
     indent: str = ""
     reason: str = ""
+    insert_line: bool = False
+    """The cursor sits before a line's code: the suggestion becomes a new line above that code."""
 
 
 def _indent_of(line: str) -> str:
@@ -77,6 +79,10 @@ def decide_mode(text: str, offset: int, language: Language | None) -> Gate:
     line_before = before[line_start:]
     line_after = after if line_end < 0 else after[:line_end]
     if not _CLOSERS_ONLY.match(line_after):
+        if line_before in ("", _indent_of(line_before + line_after)):
+            # At the start of a line (column 0 or right after its indentation) the code after the
+            # cursor is the next statement, not text to complete: suggest the line that goes above it.
+            return Gate("line", reason="new line above the code at the cursor", insert_line=True)
         return Gate("none", reason="cursor is in the middle of a line")
     if line_before.strip():
         return Gate("line", reason="completing the current line")

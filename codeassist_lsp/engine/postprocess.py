@@ -48,6 +48,13 @@ def shape_suggestion(raw: str, gate: Gate, *, line_before: str, line_after: str,
         return ""
     if gate.mode == "line":
         text = raw.split("\n", 1)[0].rstrip()
+        if gate.insert_line:
+            if text.strip() == line_after.strip():
+                return ""  # the model wrote the line that already follows the cursor
+            # A new line above the code at the cursor: that code moves down with the indentation
+            # the cursor stood in, and the new line keeps the model's indentation at column 0.
+            text = text.lstrip() if line_before else text
+            return text + "\n" + line_before if text.strip() else ""
         text = _strip_suffix_overlap(text, line_after)
         if not line_before.strip():
             # On an empty line the editor already has the indentation the user typed.
