@@ -1,6 +1,7 @@
 // Drives VS Code (code-server in headless Chromium) like a person: open the sample file, wait for
 // the extension's status bar item to say the model is ready, type, see the model's ghost text,
-// accept it with Tab, save. Screenshots and a JSON report go to $CODEASSIST_ARTIFACTS.
+// accept it with Tab, save; then status, toggle, hover, a code action, restart, and a missing
+// server command. Screenshots and a JSON report go to $CODEASSIST_ARTIFACTS.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -82,6 +83,7 @@ async function main() {
         report.statusMessage = await toast.waitFor({ timeout: 15000 }).then(() => toast.textContent(), () => null);
         await shot(page, '4-status');
         await page.keyboard.press('Escape');
+        report.restart = await restart(page).catch((error) => ({ error: String(error) }));
         report.toggle = await toggle(page).catch((error) => ({ error: String(error) }));
 
         if (process.env.CODEASSIST_HOVER === '1') {
@@ -93,6 +95,7 @@ async function main() {
             report.codeAction = await codeAction(page, editor).catch((error) => ({ error: String(error) }));
             await shot(page, '6-code-action');
         }
+        report.missingServer = await missingServer(page).catch((error) => ({ error: String(error) }));
         step('done');
     } catch (error) {
         report.error = String(error && error.stack || error);
@@ -171,6 +174,36 @@ async function codeAction(page, editor) {
     const after = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
     const messages = (await page.locator('.notification-toast .notification-list-item-message').allTextContents());
     return { titles, applied: titles[pick], before, after, messages };
+}
+
+/** "Restart Server": the status bar leaves "ready" while the new server loads, then is ready again. */
+async function restart(page) {
+    step('restart the server');
+    await page.keyboard.press('Escape');
+    await command(page, 'codeassist: Restart Server');
+    const left = await page.locator('.statusbar-item [aria-label^="codeassist "]:not([aria-label^="codeassist ready"]), '
+        + '.statusbar-item[aria-label^="codeassist "]:not([aria-label^="codeassist ready"])').first()
+        .waitFor({ timeout: 10000 }).then(() => true, () => false);
+    const readyAgain = await page.locator('[aria-label^="codeassist ready"]').first().waitFor({ timeout: 120000 })
+        .then(() => true, () => false);
+    await shot(page, '7-restarted');
+    return { left, readyAgain };
+}
+
+/** Point the server command at a file that does not exist: one clear error, status bar says so. */
+async function missingServer(page) {
+    step('server command that does not exist');
+    // code-server applies machine-scoped settings (server.command is one) from the remote
+    // machine's settings file; a change there reaches the extension like a user's edit.
+    const machineSettings = path.join(process.env.CODEASSIST_USER_DATA, 'Machine', 'settings.json');
+    fs.mkdirSync(path.dirname(machineSettings), { recursive: true });
+    fs.writeFileSync(machineSettings, JSON.stringify({ 'codeassist.server.command': ['/nonexistent/bin/codeassist-lsp'] }));
+    const toast = page.locator('.notification-toast .notification-list-item-message', { hasText: 'was not found' }).first();
+    const message = await toast.waitFor({ timeout: 30000 }).then(() => toast.textContent(), () => null);
+    const status = page.locator('[aria-label^="codeassist error"]').first();
+    const statusLabel = await status.waitFor({ timeout: 10000 }).then(() => status.getAttribute('aria-label'), () => null);
+    await shot(page, '8-missing-server');
+    return { message, statusLabel };
 }
 
 main().catch((error) => {
