@@ -227,12 +227,9 @@ def combine_stops(*checks):  # type: ignore[no-untyped-def]
 # -- static plausibility of generated Python (no execution) ----------------------------------------
 
 def python_defects(document: str, function_name: str) -> int | None:
-    """Defects of a Python function a small model wrote: names it reads but nothing defines, a body that
-    returns nothing or only `pass`; None when the document does not compile (syntax is checked elsewhere).
-
-    Cheap and execution-free: the generator's candidates are ranked by it, so code that uses variables
-    it never assigned (the commonest failure of a 270M model) loses to code that is at least closed.
-    """
+    """Static defects of a generated Python function (undefined names read, no return); None if it does not compile."""
+    # Cheap and execution-free: candidates are ranked by it, so code that reads variables it never
+    # assigned (the commonest failure of a 270M model) loses to code that is at least closed.
     import ast
     import builtins
 

@@ -239,11 +239,9 @@ def explain_prompt(backend: Any, language: Language | None, *, code: str, name: 
 
 
 def hover_prompt(backend: Any, language: Language | None, *, code: str, kind: str) -> ActionPrompt:
-    """A one-sentence explanation for a hover; the answer is forced to start with "This function".
-
-    A base model continues a page of code explained in plain English; the forced opening keeps a
-    270M model from answering with code or a blank line (it often did after "`name` ").
-    """
+    """A one-sentence explanation for a hover; the answer is forced to start with "This function"."""
+    # A base model continues a page of code explained in plain English; the forced opening keeps a
+    # 270M model from answering with code or a blank line (it often did after "`name` ").
     subject = {"definition": _definition_word(code), "call": "call"}.get(kind, "code")
     primer = f"This {subject}"
     user = f"In one sentence, what does this {subject} do?\n\n{_fenced(language, code)}"

@@ -343,12 +343,9 @@ class ActionRunner:
         return ActionOutcome(replacement=replacement, candidates=[candidate])
 
     async def _fix_by_completion(self, target: ActionTarget, view: DocumentView) -> ActionOutcome:
-        """Fix for a base model (no chat template): the code with the problem marked, then a fixed copy
-        that the model continues from the problem's first line; greedy first, two samples if it failed.
-
-        A base model cannot follow "fix this"; copying text with one change is what it does well, and
-        marking the line in the first copy tells it which line to change.
-        """
+        """Fix for a base model: the code with the problem marked, then a fixed copy the model continues."""
+        # A base model cannot follow "fix this"; copying text with one change is what it does well, and
+        # marking the line in the first copy tells it which line to change. Greedy first, then samples.
         text, language = view.text, view.language
         comment = (language.line_comment if language is not None else None) or "#"
         first = line_start(text, target.start)

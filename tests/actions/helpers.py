@@ -56,12 +56,10 @@ def parses(text: str, language: str = "python") -> bool:
 
 
 def parse_code_actions_by_spec(client: LanguageClient) -> None:
-    """Make the test client tell a CodeAction carrying a command from a bare Command, as editors do.
-
-    lsprotocol's hook structures any result item with a "command" key as a Command, so a CodeAction
-    with a command (what we send to clients without resolve support, and for explanations) came back
-    as a Command and the tests found no action. The spec tells them apart by the type of `command`.
-    """
+    """Make the test client tell a CodeAction carrying a command from a bare Command, as editors do."""
+    # lsprotocol's hook structures any result item with a "command" key as a Command, so a CodeAction
+    # with a command (what we send to clients without resolve support, and for explanations) came back
+    # as a Command and the tests found no action. The spec tells them apart by the type of `command`.
     converter = client.protocol._converter
 
     def structure(obj: Any, _: type) -> types.Command | types.CodeAction:
@@ -74,11 +72,9 @@ def parse_code_actions_by_spec(client: LanguageClient) -> None:
 @contextlib.asynccontextmanager
 async def bounded_server(options: dict[str, Any], *, seconds: float, caps: types.ClientCapabilities | None = None,
                          env: dict[str, str] | None = None) -> AsyncIterator[tuple[LanguageClient, types.InitializeResult]]:
-    """running_server with a wall-clock limit; a failing or timed-out test ends the server instead of hanging.
-
-    running_server's cleanup waits for the server process to exit, which it never does when the test
-    raised before shutdown/exit were sent: a failed assertion used to look like a test that never ends.
-    """
+    """running_server with a wall-clock limit; a failing or timed-out test ends the server instead of hanging."""
+    # running_server's cleanup waits for the server process to exit, which it never does when the test
+    # raised before shutdown/exit were sent: a failed assertion used to look like a test that never ends.
     async with running_server(options, caps=caps, env=env) as (client, result):
         parse_code_actions_by_spec(client)
         try:

@@ -43,7 +43,7 @@ def clamp(value, low, high):
 FAKE_ENV = {"CODEASSIST_FAKE_STEP_MS": "30"}
 FAKE = {"engine": "fake", "completion": {"prewarm": False}, "actions": {"hoverDebounceMs": 10, "bestOfN": 2}}
 REAL = {"completion": {"prewarm": False},
-        "actions": {"bestOfN": 2, "maxTokens": 96, "explainMaxTokens": 48, "hoverMaxTokens": 32, "hoverDebounceMs": 10}}
+        "actions": {"bestOfN": 2, "maxTokens": 64, "explainMaxTokens": 48, "hoverMaxTokens": 32, "hoverDebounceMs": 10}}
 
 
 async def actions_at(client: LanguageClient, uri: str, start: int, end: int | None = None,
@@ -185,11 +185,14 @@ async def test_clients_without_resolve_get_a_command() -> None:
         uri = "file:///tmp/codeassist-actions/command.py"
         open_document(client, uri, SOURCE)
         actions = await actions_at(client, uri, SOURCE.index("counts = {}"), diagnostics=[undefined_name_diagnostic()])
-        assert {a.data["codeassist"]["action"] for a in actions} >= {"fix", "docstring", "explain"}
+        assert {a.data["codeassist"]["action"] for a in actions} >= {"fix", "docstring"}
+        start, end = SOURCE.index("    counts = {}"), SOURCE.index("    return counts\n") + len("    return counts\n")
+        actions += await actions_at(client, uri, start, end)
+        assert "explain" in {a.data["codeassist"]["action"] for a in actions}
         for action in actions:
             assert action.command is not None and action.edit is None
             expected = COMMAND_EXPLAIN if action.data["codeassist"]["action"] == "explain" else COMMAND_APPLY
-            assert action.command.command == expected and action.command.arguments == [action.data]
+            assert action.command.command == expected and list(action.command.arguments) == [action.data]
 
 
 # -- every action with the real model ------------------------------------------------------------------
