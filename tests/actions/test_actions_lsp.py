@@ -219,7 +219,7 @@ async def resolve_and_apply(client: LanguageClient, uri: str, action: types.Code
 @pytest.mark.model
 @pytest.mark.actions_e2e
 async def test_every_action_kind_with_the_real_model() -> None:
-    async with bounded_server(REAL, seconds=240) as (client, _):
+    async with bounded_server(REAL, seconds=300) as (client, _):
         assert (await wait_for_model(client, timeout=120))["model"]["state"] == "ready"
         uri = "file:///tmp/codeassist-actions/real.py"
         open_document(client, uri, SOURCE)
