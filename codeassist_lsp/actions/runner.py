@@ -21,9 +21,8 @@ import attrs
 from codeassist_lsp.actions import edits
 from codeassist_lsp.actions.edits import FENCE, CheckedEdit, Replacement
 from codeassist_lsp.actions.prompts import (
-    ActionPrompt, chat_template_of, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction, generate_prompt,
-    hover_prompt,
-    prompt_tokens, refactor_instruction, rewrite_prompt,
+    ActionPrompt, chat_template_of, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction,
+    generate_prompt, hover_prompt, prompt_tokens, refactor_instruction, rewrite_prompt,
 )
 from codeassist_lsp.actions.targets import ActionTarget, DocumentView, HoverTarget, indentation, line_end, line_start
 from codeassist_lsp.config import ActionsSettings
