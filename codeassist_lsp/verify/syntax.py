@@ -19,9 +19,11 @@ WINDOW_BYTES = 16_000
 MAX_CUT_ATTEMPTS = 16
 # Time for cutting back; past it the candidate is dropped (never shown unverified).
 CUT_BUDGET_S = 0.025
-# A window with this many ERROR nodes before the splice is too broken (or parsed with the wrong
-# grammar, e.g. a C++ header taken for C) for a comparison to mean anything.
+# This many ERROR nodes near the cursor before the splice means the code there is too broken (or
+# parsed with the wrong grammar, e.g. a C++ header taken for C) for a comparison to mean anything.
+# Only errors near the cursor count: a broken macro 100 lines away says nothing about this spot.
 TOO_BROKEN_ERRORS = 6
+TOO_BROKEN_LINES = 30
 _TOKEN = re.compile(r"\w+|\s+|.", re.DOTALL)
 # What closes a block opened at the end of a suggestion, so "incomplete but valid" can be told
 # from "broken": a suggestion may end with `{` whose body the user writes next.
@@ -102,6 +104,21 @@ class SpliceChecker:
         self.broken_at_cursor = any(
             e.kind == "ERROR" and e.start <= self.offset and e.end >= floor for e in self.before_errors
         )
+
+    def errors_near_cursor(self, lines: int) -> int:
+        """ERROR nodes before the splice that overlap the `lines` lines either side of the cursor."""
+        lo = self.offset
+        for _ in range(lines + 1):
+            lo = self.before.rfind(b"\n", 0, lo)
+            if lo < 0:
+                break
+        hi = self.offset
+        for _ in range(lines):
+            hi = self.before.find(b"\n", hi + 1)
+            if hi < 0:
+                hi = len(self.before)
+                break
+        return sum(e.kind == "ERROR" and e.end >= lo and e.start <= hi for e in self.before_errors)
 
     def _reparse(self, candidate: bytes) -> list[_Error] | None:
         """Reparse incrementally with candidate spliced in; None when the parse failed."""
@@ -222,7 +239,7 @@ def check_syntax(language: Language | None, document: str, offset: int, suggesti
         return SyntaxResult(suggestion, "unchecked", f"syntax not checked: {error}")
     if checker.tree is None:
         return SyntaxResult(suggestion, "unchecked", "syntax not checked: parse failed")
-    if sum(error.kind == "ERROR" for error in checker.before_errors) >= TOO_BROKEN_ERRORS:
+    if checker.errors_near_cursor(TOO_BROKEN_LINES) >= TOO_BROKEN_ERRORS:
         return SyntaxResult(suggestion, "unchecked", "syntax not checked: document does not parse around the cursor")
     deadline = time.perf_counter() + CUT_BUDGET_S
     verdict = checker.accepts(suggestion)

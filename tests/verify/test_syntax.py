@@ -87,3 +87,17 @@ def test_unknown_language_is_reported_not_checked() -> None:
     assert "syntax" in verdict.not_checked and "security" in verdict.not_checked
     assert "not checked" in verdict.reason
     assert verdict.checks == ()
+
+
+def test_errors_far_from_the_cursor_do_not_switch_the_check_off() -> None:
+    # Found by the syntax benchmark in zlib's minigzip.c: broken code 100 lines away used to make
+    # the checker give up, and an unclosed `if (` was shown unchecked.
+    far_away = "".join(f"int f{i}( {{ ]] ;\n" for i in range(8))  # many ERROR nodes, far above
+    clean = "".join(f"int g{i}(int x) {{ return x + {i}; }}\n" for i in range(80))
+    head = far_away + clean + "int main(int argc, char **argv) {\n    if (argc > 1) return 1;\n    else"
+    document = head + "\n    return 0;\n}\n"
+    result = check_syntax(language_for("c"), document, len(head), " if ((*argv)[0] == '-' && (*argv)[1]")
+    assert result.status in ("cut", "dropped"), result
+    # The same broken code right at the cursor still means "too broken to judge".
+    near = clean + far_away + "int main(int argc, char **argv) {\n    else"
+    assert check_syntax(language_for("c"), near + "\n}\n", len(near), " x = 1;").status == "unchecked"
