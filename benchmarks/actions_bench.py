@@ -133,10 +133,11 @@ async def latency(runner: ActionRunner, runs: int) -> dict[str, Any]:
 
 
 async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, deadline: float,
-                    partial: Path | None = None) -> dict[str, Any]:
+                    partial: Path | None = None, start: int = 0) -> dict[str, Any]:
     """pass@1 of N=1 (greedy) and best-of-N on the same candidates; stops at the deadline."""
     with gzip.open(HUMANEVAL, "rt") as handle:
         problems = [json.loads(line) for line in handle]
+    problems = problems[start:]
     if limit < len(problems):
         problems = random.Random(seed).sample(problems, limit)
     runner.settings.best_of_n = best_of
@@ -147,9 +148,8 @@ async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, d
             break
         prompt = problem["prompt"]
         view = DocumentView.of(f"file:///he/{problem['task_id'].replace('/', '_')}.py", prompt, 1, "python")
-        target = generation_target(view, prompt.rindex('"""'))
-        if target is None:
-            target = generation_target(view, prompt.rindex("'''")) if "'''" in prompt else None
+        quote = max(prompt.rfind('"""'), prompt.rfind("'''"))  # some prompts use ''' docstrings
+        target = generation_target(view, quote) if quote >= 0 else None
         if target is None:
             rows.append({"task_id": problem["task_id"], "skipped": "no generate-from-comment target"})
             continue
@@ -204,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=1800, help="seconds for HumanEval; stops early")
+    parser.add_argument("--start", type=int, default=0, help="skip the first problems (resume a run)")
     parser.add_argument("--max-tokens", type=int, default=0, help="tokens per generated candidate (0: the setting)")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-humaneval", action="store_true")
@@ -230,7 +231,8 @@ def main() -> None:
             print("humaneval:", file=sys.stderr)
             deadline = time.monotonic() + args.time_budget
             report["humaneval"] = asyncio.run(humaneval(runner, args.limit, args.best_of, args.seed, deadline,
-                                                        partial=args.output.with_suffix(".partial.json")))
+                                                        partial=args.output.with_suffix(".partial.json"),
+                                                        start=args.start))
     finally:
         service.close()
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
