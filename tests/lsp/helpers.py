@@ -82,5 +82,11 @@ async def running_server(options: dict[str, Any] | None = None,
         result = await initialize(client, options, caps)
         yield client, result
         await client.shutdown_session()
+    except BaseException:
+        # A failed test never sent shutdown/exit: end the process, or client.stop() waits forever.
+        server = getattr(client, "_server", None)
+        if server is not None and server.returncode is None:
+            server.kill()
+        raise
     finally:
         await client.stop()
