@@ -83,8 +83,8 @@ class ActionsSettings:
     """Wait this long after a hover before asking the model (editors send many)."""
     best_of_n: int = 3
     """Candidates sampled for "generate from comment"; the best verified one is returned (1 = greedy only)."""
-    best_of_n_budget_ms: int = 8000
-    """No further candidate is started once this much time has passed (the first always runs)."""
+    best_of_n_budget_ms: int = 2500
+    """No candidate is started that would end after this (the first always runs); keeps generate near 3 s."""
     temperature: float = 0.7
     """Sampling temperature of the extra best-of-N candidates (the first is greedy)."""
     max_tokens: int = 192
