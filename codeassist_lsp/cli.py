@@ -94,6 +94,7 @@ def _complete(args: argparse.Namespace) -> int:
         else:
             settings.model.name = args.model
     settings.completion.debounce_ms = 0
+    settings.cache.enabled = not args.no_cache
     # One-shot: related definitions come from the file's folder (imports resolved on disk).
     from codeassist_lsp.context.assembler import ContextAssembler
 
@@ -136,7 +137,8 @@ def _complete(args: argparse.Namespace) -> int:
         checked = ", ".join(verdict.checks) or "nothing"
         print(f"-- verified: {verdict.status} (checked {checked}){'; ' + verdict.reason if verdict.reason else ''}",
               file=sys.stderr)
-    timings = ", ".join(f"{k.removesuffix('_ms')} {v} ms" for k, v in report["timings_ms"].items())
+    timings = ", ".join(f"{k.removesuffix('_ms')} {v} ms" if isinstance(v, (int, float)) else f"{k} {v}"
+                        for k, v in report["timings_ms"].items())
     print(f"-- {backend.model_id}; {timings}; tokens {report['tokens']}", file=sys.stderr)
     return 0
 
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     complete.add_argument("--model", help="registry model name or a .gguf path")
     complete.add_argument("--show-context", action="store_true", help="print the prompt the model saw")
     complete.add_argument("--json", action="store_true", help="machine-readable output")
+    complete.add_argument("--no-cache", action="store_true", help="always run the model (no completion cache)")
     complete.add_argument("-v", "--verbose", action="count", default=0)
     complete.set_defaults(run=_complete)
 

@@ -126,7 +126,7 @@ class DraftSettings:
 
 @attrs.define
 class CacheSettings:
-    """The completion cache: memory, then disk, keyed on model + decoding parameters + prompt tokens."""
+    """The completion cache: memory, then disk, keyed on model + decoding parameters + the exact prompt."""
 
     enabled: bool = True
     memory_entries: int = 512

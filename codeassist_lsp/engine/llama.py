@@ -37,6 +37,9 @@ PROMPT_CHUNK = 64
 # ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
 # llama.cpp's info lines (hundreds per model load) are debug detail for us.
 _LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+# Warnings llama.cpp prints on every load of the embedded models that need no action: the full-size
+# sliding-window cache is what we ask for (rollback), and Gemma 3's GGUF marks `</s>` oddly.
+_EXPECTED_WARNINGS = ("using full-size SWA cache", "control-looking token")
 
 
 def _import_llama_cpp():  # type: ignore[no-untyped-def]
@@ -59,7 +62,10 @@ def route_llama_logs_to_python() -> None:
     def _forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         message = text.decode("utf-8", "replace").rstrip()
         if message:
-            llama_log.log(_LEVELS.get(level, logging.DEBUG), "%s", message)
+            severity = _LEVELS.get(level, logging.DEBUG)
+            if severity == logging.WARNING and any(known in message for known in _EXPECTED_WARNINGS):
+                severity = logging.DEBUG
+            llama_log.log(severity, "%s", message)
 
     _log_callback_ref = _forward
     lib.llama_log_set(_forward, ctypes.c_void_p(0))

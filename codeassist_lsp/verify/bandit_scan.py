@@ -12,6 +12,10 @@ import threading
 from codeassist_lsp.verify.model import Finding
 
 log = logging.getLogger(__name__)
+# Before bandit is first imported (anywhere): bandit logs its own setup, and stevedore logs an
+# ERROR for bandit's optional SARIF formatter, which users would take for a failure of ours.
+logging.getLogger("bandit").setLevel(logging.ERROR)
+logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
 
 # Tests that flag an import alone, code quality or test idioms rather than a vulnerability a
 # suggestion introduces (assert, try/except/pass, `import pickle`, subprocess without a shell).
@@ -29,9 +33,6 @@ class BanditUnavailable(RuntimeError):
 
 @functools.cache
 def _manager():  # type: ignore[no-untyped-def]
-    # Bandit logs its own setup; stevedore logs an ERROR for bandit's optional SARIF formatter.
-    logging.getLogger("bandit").setLevel(logging.ERROR)
-    logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
     try:
         from bandit.core import config as bandit_config
         from bandit.core import manager as bandit_manager

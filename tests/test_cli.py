@@ -1,0 +1,52 @@
+"""The one-shot CLI, the newcomer's first command: real model, real files, clean stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-c", "import sys; from codeassist_lsp.cli import main; sys.exit(main())"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.model
+def test_complete_prints_a_verified_model_suggestion_as_json() -> None:
+    run = _run("complete", "examples/stats.py", "--line", "15", "--col", "5", "--json", "--no-cache")
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout)  # stdout is the report alone: no llama.cpp or library output
+    assert report["mode"] == "line" and report["suggestion"].strip(), report
+    assert report["verification"]["status"] in ("ok", "cut") and "syntax" in report["verification"]["checks"]
+    assert report["tokens"]["generated"] > 0 and report["tokens"]["evaluated"] > 0  # the model ran
+    assert report["model"].startswith("gemma-3-270m") and "cache" not in report["timings_ms"]
+
+
+@pytest.mark.model
+def test_complete_human_output_with_context() -> None:
+    run = _run("complete", "examples/stats.py", "--line", "15", "--col", "5", "--show-context")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "----- context shown to the model -----" in run.stdout and "def median" in run.stdout
+    assert "examples/stats.py:15:5 (line)" in run.stdout
+    assert "-- verified:" in run.stderr and " ms" in run.stderr
+    assert "ERROR" not in run.stderr and "WARNING" not in run.stderr, run.stderr  # nothing alarming
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("complete", "examples/stats.py", "--line", "999"), "--line must be between 1 and"),
+    (("complete", "examples/no-such-file.py"), "cannot read examples/no-such-file.py"),
+])
+def test_complete_bad_input_gets_a_clear_error(args: tuple[str, ...], message: str) -> None:
+    run = _run(*args)
+    assert run.returncode == 2 and message in run.stderr and run.stdout == "", (run.stdout, run.stderr)
+
+
+def test_models_list_shows_the_embedded_default() -> None:
+    run = _run("models", "list")
+    assert run.returncode == 0 and "gemma-3-270m" in run.stdout, run.stdout + run.stderr
