@@ -9,7 +9,6 @@ cache is an optimisation, never a reason for a completion to fail.
 
 from __future__ import annotations
 
-import array
 import hashlib
 import json
 import logging
@@ -50,24 +49,19 @@ class CachedCompletion:
                    generated_tokens=int(data.get("generated_tokens", 0)))
 
 
-def completion_key(model_id: str, params: Mapping[str, Any],
-                   prompt: Sequence[int] | Sequence[str | None]) -> str:
+def completion_key(model_id: str, params: Mapping[str, Any], prompt: Sequence[str | None]) -> str:
     """sha256 over model identity, decoding parameters and the exact prompt.
 
-    The prompt is its token ids, or the strings its tokens are made of (then no tokenising is
-    needed to look it up: the model's tokenizer maps equal strings to equal tokens).
+    The prompt is given as the strings its tokens are made of, so a lookup needs no tokenising:
+    the model's tokenizer maps equal strings to equal tokens.
     """
     digest = hashlib.sha256()
     digest.update(f"v{KEY_VERSION}\0{model_id}\0".encode())
     digest.update(json.dumps(params, sort_keys=True, default=repr).encode())
-    if all(isinstance(part, int) for part in prompt):
-        digest.update(b"\0tokens\0")
-        digest.update(array.array("i", prompt).tobytes())  # type: ignore[arg-type]
-    else:
-        for part in prompt:
-            data = b"" if part is None else str(part).encode("utf-8", "surrogatepass")
-            # Length-prefixed so that no split of the same characters into parts collides.
-            digest.update(b"\0none" if part is None else f"\0text{len(data)}\0".encode() + data)
+    for part in prompt:
+        data = b"" if part is None else part.encode("utf-8", "surrogatepass")
+        # Length-prefixed so that no split of the same characters into parts collides.
+        digest.update(b"\0none" if part is None else f"\0text{len(data)}\0".encode() + data)
     return digest.hexdigest()
 
 

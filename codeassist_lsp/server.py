@@ -93,18 +93,10 @@ class CodeassistServer(LanguageServer):
         service = self.service
         if service is None:
             return
-        token = str(uuid.uuid4())
-        progress = self.client_supports_progress()
-        if progress and not service.worker.loaded.is_set():
-            try:
-                await self.work_done_progress.create_async(token)
-                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                    title="codeassist", message="Loading model…", cancellable=False))
-            except Exception:  # a client that refuses progress still gets completions
-                progress = False
+        token = None if service.worker.loaded.is_set() else await self.begin_progress("Loading model…")
         await asyncio.get_running_loop().run_in_executor(None, service.worker.loaded.wait)
         error = service.worker.load_error
-        if progress:
+        if token is not None:
             message = "Model ready" if error is None else "Model failed to load"
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
         if error is not None:
@@ -134,29 +126,34 @@ class CodeassistServer(LanguageServer):
         index = self.index
         if index is None:
             return
-        token = str(uuid.uuid4())
-        progress = self.client_supports_progress()
-        if progress:
-            try:
-                await self.work_done_progress.create_async(token)
-                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                    title="codeassist", message="Indexing workspace…", percentage=0, cancellable=False))
-            except Exception:
-                progress = False
+        token = await self.begin_progress("Indexing workspace…", percentage=0)
         loop = asyncio.get_running_loop()
         last_report = [0.0]
 
         def report(done: int, total: int) -> None:
             now = loop.time()
-            if progress and total and (now - last_report[0] > 0.2 or done == total):
+            if token is not None and total and (now - last_report[0] > 0.2 or done == total):
                 last_report[0] = now
                 loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
                     message=f"{done}/{total} files", percentage=int(100 * done / total)))
 
         stats = await loop.run_in_executor(None, index.build, report, None)
-        if progress:
+        if token is not None:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="Workspace indexed"))
         log.info("workspace index: %s", stats)
+
+    async def begin_progress(self, message: str, percentage: int | None = None) -> str | None:
+        """Start a server-initiated $/progress; its token, or None when the client takes none."""
+        if not self.client_supports_progress():
+            return None
+        token = str(uuid.uuid4())
+        try:
+            await self.work_done_progress.create_async(token)
+            self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                title="codeassist", message=message, percentage=percentage, cancellable=False))
+        except Exception:  # a client that refuses progress still gets completions
+            return None
+        return token
 
     def client_supports_progress(self) -> bool:
         """Whether the client accepts server-initiated $/progress."""

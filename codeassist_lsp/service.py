@@ -22,7 +22,7 @@ from codeassist_lsp.context.languages import Language, language_for
 from codeassist_lsp.context.tokens import LineTokenCounter
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
 from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_suggestion
-from codeassist_lsp.engine.prompts import completion_prompt, completion_prompt_text
+from codeassist_lsp.engine.prompts import completion_prompt_text, tokenize_prompt
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
@@ -166,7 +166,6 @@ class CompletionService:
         self._cache_lock = threading.Lock()
         self._shown: dict[str, ShownSuggestion] = {}
         self._counter: LineTokenCounter | None = None
-        self._counter_backend: DecodeBackend | None = None
         # Import bandit and compile the rule pack now, not on the first keystroke.
         threading.Thread(target=_warm_up_verifier, name="codeassist-verify-warmup", daemon=True).start()
 
@@ -194,9 +193,9 @@ class CompletionService:
             self._cache.close()
 
     def _line_counter(self, backend: DecodeBackend) -> LineTokenCounter:
-        """Budget token counts for this backend, remembered per line across keystrokes."""
-        if self._counter is None or self._counter_backend is not backend:
-            self._counter, self._counter_backend = LineTokenCounter(backend.count_tokens), backend
+        """Budget token counts, remembered per line across keystrokes (a service loads one backend)."""
+        if self._counter is None:
+            self._counter = LineTokenCounter(backend.count_tokens)
         return self._counter
 
     # -- the pipeline ---------------------------------------------------------------------
@@ -302,11 +301,12 @@ class CompletionService:
             not_before=time.monotonic() + options.debounce_ms / 1000,
         )
         prepared.request = request
+        prompt_text = completion_prompt_text(backend, context)
         if kind == "completion":
             # Looked up by the prompt's text: a hit costs no tokenising and no model work.
-            self._look_up_cache(prepared, backend, completion_prompt_text(backend, context))
+            self._look_up_cache(prepared, backend, prompt_text)
         if prepared.cached is None:
-            prepared.request = attrs.evolve(request, prompt_tokens=tuple(completion_prompt(backend, context)))
+            prepared.request = attrs.evolve(request, prompt_tokens=tuple(tokenize_prompt(backend, prompt_text)))
         prepared.prepare_ms = (time.perf_counter() - started) * 1000
         return prepared
 

@@ -45,11 +45,11 @@ def _service(tmp_path: Path, backend: CountingBackend, **cache: object) -> Compl
 
 
 def test_key_changes_with_model_params_and_prompt() -> None:
-    base = completion_key("a.gguf:1", {"max_tokens": 24}, [1, 2, 3])
-    assert base == completion_key("a.gguf:1", {"max_tokens": 24}, [1, 2, 3])
-    assert base != completion_key("b.gguf:1", {"max_tokens": 24}, [1, 2, 3])
-    assert base != completion_key("a.gguf:1", {"max_tokens": 25}, [1, 2, 3])
-    assert base != completion_key("a.gguf:1", {"max_tokens": 24}, [1, 2, 4])
+    base = completion_key("a.gguf:1", {"max_tokens": 24}, ("def f(", None))
+    assert base == completion_key("a.gguf:1", {"max_tokens": 24}, ("def f(", None))
+    assert base != completion_key("b.gguf:1", {"max_tokens": 24}, ("def f(", None))
+    assert base != completion_key("a.gguf:1", {"max_tokens": 25}, ("def f(", None))
+    assert base != completion_key("a.gguf:1", {"max_tokens": 24}, ("def g(", None))
 
 
 def test_memory_tier_evicts_the_least_recently_used() -> None:

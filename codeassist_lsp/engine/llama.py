@@ -175,11 +175,16 @@ def preload_model(path: Path, settings: ModelSettings | None = None) -> None:
             _preload = _Preload(path, settings or ModelSettings())
 
 
-def _take_preloaded(path: Path, settings: ModelSettings):  # type: ignore[no-untyped-def]
-    """(model, context) preloaded for exactly these settings (waiting for them), else None."""
+def _pop_preload() -> _Preload | None:
     global _preload
     with _preload_lock:
         preload, _preload = _preload, None
+    return preload
+
+
+def _take_preloaded(path: Path, settings: ModelSettings):  # type: ignore[no-untyped-def]
+    """(model, context) preloaded for exactly these settings (waiting for them), else None."""
+    preload = _pop_preload()
     if preload is None:
         return None
     if preload.key != _preload_key(path, settings):
@@ -194,9 +199,7 @@ def _take_preloaded(path: Path, settings: ModelSettings):  # type: ignore[no-unt
 
 def discard_preloaded_model() -> None:
     """Free a preloaded model nobody will use (e.g. the settings chose the fake engine)."""
-    global _preload
-    with _preload_lock:
-        preload, _preload = _preload, None
+    preload = _pop_preload()
     if preload is not None:
         preload.abandon()
 

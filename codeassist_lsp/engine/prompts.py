@@ -36,13 +36,12 @@ def completion_prompt_text(backend: DecodeBackend, context: AssembledContext) ->
     return head, (context.suffix if backend.fim_tokens() is not None else None)
 
 
-def completion_prompt(backend: DecodeBackend, context: AssembledContext) -> list[int]:
-    """Prompt tokens for an inline completion at the context's cursor."""
-    head, _suffix = completion_prompt_text(backend, context)
+def tokenize_prompt(backend: DecodeBackend, text: tuple[str, str | None]) -> list[int]:
+    """Prompt tokens from `completion_prompt_text`'s strings."""
+    head, suffix = text
     fim = backend.fim_tokens()  # FIM whenever the vocabulary has the tokens (Qwen, StarCoder, ...)
-    if fim is not None:
+    if fim is not None and suffix is not None:
         prefix_id, suffix_id, middle_id = fim
         bos = [backend.bos()] if backend.adds_bos() else []
-        return (bos + [prefix_id] + backend.tokenize(head) + [suffix_id]
-                + backend.tokenize(context.suffix) + [middle_id])
+        return bos + [prefix_id] + backend.tokenize(head) + [suffix_id] + backend.tokenize(suffix) + [middle_id]
     return backend.tokenize(head, add_bos=True)

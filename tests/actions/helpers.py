@@ -72,16 +72,8 @@ def parse_code_actions_by_spec(client: LanguageClient) -> None:
 @contextlib.asynccontextmanager
 async def bounded_server(options: dict[str, Any], *, seconds: float, caps: types.ClientCapabilities | None = None,
                          env: dict[str, str] | None = None) -> AsyncIterator[tuple[LanguageClient, types.InitializeResult]]:
-    """running_server with a wall-clock limit; a failing or timed-out test ends the server instead of hanging."""
-    # running_server's cleanup waits for the server process to exit, which it never does when the test
-    # raised before shutdown/exit were sent: a failed assertion used to look like a test that never ends.
+    """running_server with a wall-clock limit (running_server ends the server when a test fails)."""
     async with running_server(options, caps=caps, env=env) as (client, result):
         parse_code_actions_by_spec(client)
-        try:
-            async with asyncio.timeout(seconds):
-                yield client, result
-        except BaseException:
-            server = client._server
-            if server is not None and server.returncode is None:
-                server.terminate()
-            raise
+        async with asyncio.timeout(seconds):
+            yield client, result
