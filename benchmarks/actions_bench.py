@@ -133,7 +133,7 @@ async def latency(runner: ActionRunner, runs: int) -> dict[str, Any]:
 
 
 async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, deadline: float,
-                    partial: Path | None = None, start: int = 0) -> dict[str, Any]:
+                    partial: Path | None = None, start: int = 0, dump: Path | None = None) -> dict[str, Any]:
     """pass@1 of N=1 (greedy) and best-of-N on the same candidates; stops at the deadline."""
     with gzip.open(HUMANEVAL, "rt") as handle:
         problems = [json.loads(line) for line in handle]
@@ -173,6 +173,18 @@ async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, d
                "accepted": sum(c.accepted for c in outcome.candidates),
                "chosen": outcome.best.index if outcome.best else None, "ms": round(elapsed)}
         rows.append(row)
+        if dump is not None:  # every candidate with its scores and test result (offline analysis of rules)
+            with dump.open("a", encoding="utf-8") as handle:
+                for c in outcome.candidates:
+                    handle.write(json.dumps({
+                        "task_id": problem["task_id"], "index": c.index, "accepted": c.accepted,
+                        "text": c.checked.replacement.new_text if c.checked is not None else c.result.text,
+                        "mean_logprob": round(c.result.mean_logprob, 5), "tokens": len(c.result.token_logprobs),
+                        "finish": c.result.finish_reason, "defects": c.defects,
+                        "findings": len(c.checked.verdict.findings) if c.checked is not None else 0,
+                        "reviewer": None if c.reviewer is None else round(c.reviewer, 5),
+                        "score": None if c.score == float("-inf") else round(c.score, 5),
+                        "chosen": c is outcome.best, "passed": passes(c)}) + "\n")
         print(f"  {number + 1:3}/{len(problems)} {problem['task_id']:<14} n1={row['n1']!s:<5} best={row['best']!s:<5} "
               f"any={row['any']!s:<5} accepted {row['accepted']}/{row['candidates']} chosen {row['chosen']} "
               f"{elapsed:7.0f} ms", file=sys.stderr)
@@ -209,11 +221,16 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-humaneval", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--candidates", type=Path, default=None,
+                        help="append every HumanEval candidate (text, scores, test result) to this JSONL file")
+    parser.add_argument("--temperature", type=float, default=0.0, help="of the sampled candidates (0: the setting)")
     args = parser.parse_args()
     settings = Settings()
     settings.model.threads = args.threads
     if args.max_tokens:
         settings.actions.max_tokens = args.max_tokens
+    if args.temperature:
+        settings.actions.temperature = args.temperature
     service = CompletionService(settings)
     service.wait_until_loaded()
     runner = ActionRunner(service, settings.actions, {})
@@ -221,7 +238,8 @@ def main() -> None:
     report: dict[str, Any] = {
         "model": service.backend.model_id if service.backend else None, "machine": platform.machine(),
         "cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load],
-        "settings": {"best_of_n": settings.actions.best_of_n, "max_tokens": settings.actions.max_tokens},
+        "settings": {"best_of_n": settings.actions.best_of_n, "max_tokens": settings.actions.max_tokens,
+                     "temperature": settings.actions.temperature},
     }
     try:
         if not args.skip_latency:
@@ -232,7 +250,7 @@ def main() -> None:
             deadline = time.monotonic() + args.time_budget
             report["humaneval"] = asyncio.run(humaneval(runner, args.limit, args.best_of, args.seed, deadline,
                                                         partial=args.output.with_suffix(".partial.json"),
-                                                        start=args.start))
+                                                        start=args.start, dump=args.candidates))
     finally:
         service.close()
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

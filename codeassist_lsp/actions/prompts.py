@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import re
 import textwrap
 from typing import Any
 
@@ -255,3 +256,31 @@ def _definition_word(code: str) -> str:
     if words & {"class", "struct", "interface", "enum", "trait", "impl", "type"}:
         return "type" if "class" not in words else "class"
     return "function"
+
+
+# -- reviewer (best-of-N) --------------------------------------------------------------------------
+
+_DOCSTRING = re.compile(r'(?s)^([ \t]*)(?:[rRuU]{0,2})("""|\'\'\')(.*?)\2')
+
+
+def review_texts(header: str, code: str, language: Language | None) -> tuple[str, str] | None:
+    """(context, scored): a candidate's code followed by the comment/docstring it was written from.
+
+    Reviewer reranking (Coder-Reviewer, Zhang et al. 2022): how likely the model finds the instruction
+    given the code, p(comment | code), only prompt evaluation. `header` is the documented definition
+    (signature + docstring) or the comment block; `code` the candidate body or code.
+    """
+    marker = (language.line_comment if language is not None else None) or "#"
+    lines = header.split("\n")
+    for number, line in enumerate(lines):
+        match = _DOCSTRING.match("\n".join(lines[number:]))
+        if match and number > 0:  # a docstring after the signature: the code replaces it
+            signature = "\n".join(lines[:number]).rstrip()
+            doc = textwrap.dedent(match.group(0)).strip()
+            if not doc or not code.strip():
+                return None
+            return f"{signature}\n{code.strip(chr(10)).rstrip()}\n\n\n{marker} The docstring of the function above:\n", doc + "\n"
+    comment = textwrap.dedent(header).strip()
+    if not comment or not code.strip():
+        return None
+    return f"{textwrap.dedent(code.strip(chr(10))).rstrip()}\n\n\n{marker} The comment that describes the code above:\n", comment + "\n"

@@ -22,7 +22,7 @@ from codeassist_lsp.actions import edits
 from codeassist_lsp.actions.edits import FENCE, CheckedEdit, Replacement
 from codeassist_lsp.actions.prompts import (
     ActionPrompt, chat_template_of, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction,
-    generate_prompt, hover_prompt, prompt_tokens, refactor_instruction, rewrite_prompt,
+    generate_prompt, hover_prompt, prompt_tokens, refactor_instruction, review_texts, rewrite_prompt,
 )
 from codeassist_lsp.actions.targets import ActionTarget, DocumentView, HoverTarget, indentation, line_end, line_start
 from codeassist_lsp.config import ActionsSettings
@@ -43,6 +43,14 @@ AGREEMENT_BONUS = 0.05
 # Penalty per static defect of generated Python (an undefined name, no return): larger than the
 # typical spread of mean log-probabilities, so a closed function beats a fluent but broken one.
 DEFECT_PENALTY = 0.6
+# Reviewer (Coder-Reviewer reranking): weight of the mean log-probability of the comment/docstring
+# given the candidate's code, added to the coder's mean log-probability of the code (both per token).
+REVIEW_WEIGHT = 1.0
+# The greedy candidate wins unless another scores at least this much higher: samples of a small
+# model at a high temperature are usually worse, so a sample must be clearly better to be chosen.
+GREEDY_MARGIN = 0.1
+# Tokens of the comment/docstring the reviewer scores (prompt evaluation only).
+REVIEW_MAX_TOKENS = 256
 DOC_MAX_TOKENS = 96
 HOVER_CACHE_ENTRIES = 256
 
@@ -58,6 +66,8 @@ class Candidate:
     score: float = float("-inf")
     index: int = 0
     defects: int = 0
+    reviewer: float | None = None
+    """Mean log-probability of the comment/docstring given this candidate's code (None: not scored)."""
 
     @property
     def accepted(self) -> bool:
@@ -114,7 +124,13 @@ class HoverCache:
 
 
 def score_candidates(candidates: list[Candidate]) -> None:
-    """Mean token log-probability, minus penalties (ran out of tokens, findings), plus agreement."""
+    """Coder + reviewer mean log-probabilities, minus penalties (ran out of tokens, findings, defects),
+    plus agreement; the greedy candidate (index 0) gets GREEDY_MARGIN.
+
+    The reviewer term counts only when every accepted candidate was reviewed (comparable scores).
+    """
+    accepted = [c for c in candidates if c.accepted]
+    reviewed = bool(accepted) and all(c.reviewer is not None for c in accepted)
     texts: dict[str, int] = {}
     for candidate in candidates:
         if candidate.accepted and candidate.checked is not None:
@@ -130,6 +146,10 @@ def score_candidates(candidates: list[Candidate]) -> None:
         score -= FINDING_PENALTY * len(candidate.checked.verdict.findings)
         score -= DEFECT_PENALTY * candidate.defects
         score += AGREEMENT_BONUS * (texts[candidate.checked.replacement.new_text.strip()] - 1)
+        if reviewed and candidate.reviewer is not None:
+            score += REVIEW_WEIGHT * candidate.reviewer
+        if candidate.index == 0:
+            score += GREEDY_MARGIN
         candidate.score = score
 
 
@@ -175,6 +195,25 @@ class ActionRunner:
         except asyncio.CancelledError:
             job.cancel("client cancelled the request")
             raise
+
+    async def review(self, context: str, scored: str) -> float | None:
+        """Mean log-probability of `scored` after `context` (prompt evaluation only); None if unavailable."""
+        backend = self.backend
+        context_tokens = prompt_tokens(backend, ActionPrompt(context, False, ""))
+        scored_tokens = backend.tokenize(scored, add_bos=False)[:REVIEW_MAX_TOKENS]
+        if not scored_tokens:
+            return None
+        request = GenerationRequest(prompt_tokens=tuple(context_tokens + scored_tokens), max_tokens=0,
+                                    kind="generation", score_tokens=len(scored_tokens))
+        job = self.service.worker.submit(request)
+        self.stats["action_model_jobs"] = self.stats.get("action_model_jobs", 0) + 1
+        try:
+            result = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            job.cancel("client cancelled the request")
+            raise
+        logprobs = result.token_logprobs
+        return sum(logprobs) / len(logprobs) if logprobs and result.finish_reason != "cancelled" else None
 
     def _report(self, message: str, percentage: int | None = None) -> None:
         if self.progress is not None:
@@ -238,6 +277,7 @@ class ActionRunner:
             sampling = Sampling() if index == 0 else Sampling(temperature=settings.temperature, seed=index)
             result = await self.generate(prompt, max_tokens=settings.max_tokens, sampling=sampling, stop_check=stop)
             outcome.candidates.append(self._check_generated(target, view, prompt, result, index))
+        await self._review_candidates(header, view, outcome.candidates)
         score_candidates(outcome.candidates)
         best = outcome.best
         if best is None or best.checked is None:
@@ -246,6 +286,20 @@ class ActionRunner:
             return outcome
         outcome.replacement = best.checked.replacement
         return outcome
+
+    async def _review_candidates(self, header: str, view: DocumentView, candidates: list[Candidate]) -> None:
+        """The reviewer score of each distinct accepted candidate, when there is a choice to make."""
+        distinct: dict[str, list[Candidate]] = {}
+        for candidate in candidates:
+            if candidate.accepted and candidate.checked is not None:
+                distinct.setdefault(candidate.checked.replacement.new_text, []).append(candidate)
+        if len(distinct) < 2:
+            return
+        for code, same in distinct.items():
+            texts = review_texts(header, code, view.language)
+            reviewer = await self.review(*texts) if texts is not None else None
+            for candidate in same:
+                candidate.reviewer = reviewer
 
     def _check_generated(self, target: ActionTarget, view: DocumentView, prompt: ActionPrompt,
                          result: GenerationResult, index: int) -> Candidate:

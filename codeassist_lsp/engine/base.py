@@ -39,6 +39,9 @@ class GenerationRequest:
     """time.monotonic() before which generation does not start (debounce; prompt eval may)."""
     want_logprobs: bool = False
     """Record each generated token's log-probability (for best-of-N scoring; costs ~1 ms/token)."""
+    score_tokens: int = 0
+    """Score instead of generating: the log-probabilities of the last `score_tokens` prompt tokens
+    (each given the tokens before it) in token_logprobs; prompt evaluation only (best-of-N reviewer)."""
 
 
 @attrs.define

@@ -507,6 +507,8 @@ class LlamaBackend:
         if len(prompt) + request.max_tokens >= self.n_ctx:
             # Keep the end of the prompt: the cursor is there.
             prompt = prompt[-(self.n_ctx - request.max_tokens - 1):]
+        if request.score_tokens > 0:
+            return self._score_prompt(prompt, request.score_tokens, cancel, result)
         started = time.perf_counter()
         # Chosen before the prompt is evaluated: the first 'auto' request runs the exactness probe,
         # which uses (and clears) the KV cache.
@@ -631,6 +633,34 @@ class LlamaBackend:
             if not self._sync_cache(history + drafts[:accepted], cancel):
                 return []
         return chosen
+
+    def _score_prompt(self, prompt: list[int], count: int, cancel: CancelFlag,
+                      result: GenerationResult) -> GenerationResult:
+        """Log-probabilities of the last `count` prompt tokens (KV prefix reuse, logits in small batches)."""
+        started = time.perf_counter()
+        count = min(count, len(prompt) - 1)
+        if count <= 0:
+            result.finish_reason = "empty"
+            return result
+        head, tail = prompt[:-count - 1], prompt[-count - 1:]
+        for cached, wanted in zip(self._cached, head):
+            if cached != wanted:
+                break
+            result.reused_tokens += 1
+        if not self._sync_cache(head, cancel):
+            result.finish_reason = "cancelled"
+            return result
+        for begin in range(0, len(tail), 32):  # 32 positions of logits at a time: bounded memory
+            if cancel.is_set:
+                result.finish_reason = "cancelled"
+                return result
+            chunk = tail[begin:begin + 32]
+            self._decode_all_logits(chunk)
+            result.evaluated_tokens += len(chunk)
+            result.token_logprobs.extend(self._logprob(tail[begin + i + 1], i) for i in range(len(chunk))
+                                         if begin + i + 1 < len(tail))
+        result.prompt_ms = (time.perf_counter() - started) * 1000
+        return result
 
     def _logprob(self, token: int, index: int = -1) -> float:
         """log softmax of the logits at batch position `index` for `token` (numpy over the vocabulary)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from codeassist_lsp.actions.edits import Replacement, doc_text, format_doc, minimal, verify_replacement
-from codeassist_lsp.actions.prompts import apply_chat_template, doc_style
+from codeassist_lsp.actions.prompts import apply_chat_template, doc_style, review_texts
 from codeassist_lsp.actions.runner import Candidate, HoverCache, score_candidates
 from codeassist_lsp.actions.targets import ActionTarget, DocumentView, hover_target, list_actions
 from codeassist_lsp.context.languages import language_for
@@ -122,6 +122,36 @@ def test_best_of_n_prefers_verified_confident_candidates() -> None:
     score_candidates(cands)
     assert cands[0].score == float("-inf")
     assert max(cands, key=lambda c: c.score) is cands[1]
+
+
+def test_best_of_n_reviewer_and_greedy_margin() -> None:
+    python = language_for("python")
+    text = "def f(x):\n    pass\n"
+
+    def candidate(code: str, coder: float, reviewer: float | None, index: int) -> Candidate:
+        checked = verify_replacement(text, Replacement(text.index("pass"), text.index("pass") + 4, code),
+                                     python, SecurityPolicy())
+        return Candidate(GenerationResult(text=code, token_logprobs=[coder]), checked, index=index, reviewer=reviewer)
+
+    def chosen(cands: list[Candidate]) -> int:
+        score_candidates(cands)
+        return max(cands, key=lambda c: c.score).index
+
+    # The sample explains the docstring clearly better (reviewer) than the greedy answer: it wins.
+    assert chosen([candidate("return x + 1", -0.30, -1.00, 0), candidate("return x * 2", -0.35, -0.80, 1)]) == 1
+    # Only slightly better, within the greedy margin: greedy stays.
+    assert chosen([candidate("return x + 1", -0.30, -1.00, 0), candidate("return x * 2", -0.35, -0.95, 1)]) == 0
+    # A candidate without a reviewer score makes the reviewer term count for none (comparable scores).
+    assert chosen([candidate("return x + 1", -0.30, None, 0), candidate("return x * 2", -0.35, -0.10, 1)]) == 0
+
+
+def test_review_texts_put_the_docstring_after_the_code() -> None:
+    header = 'def f(x):\n    """Double x.\n\n    >>> f(2)\n    4\n    """'
+    context, scored = review_texts(header, "\n    return 2 * x", language_for("python"))
+    assert context.startswith("def f(x):\n    return 2 * x\n") and "Double" not in context
+    assert scored == '"""Double x.\n\n>>> f(2)\n4\n"""\n'
+    context, scored = review_texts("// add a and b", "int add(int a, int b) { return a + b; }", language_for("c"))
+    assert context.startswith("int add(") and scored == "// add a and b\n"
 
 
 def test_hover_targets_definitions_and_calls_only() -> None:
