@@ -623,14 +623,19 @@ class LlamaBackend:
                  request: GenerationRequest, cancel: CancelFlag, remaining: int) -> list[tuple[int, float | None]]:
         """Decode `token` (with drafted guesses after it when any) and return the target's next choices."""
         drafts: list[int] = []
-        if drafter is not None and remaining > 1:
+        pacer = self._draft_length  # also decides whether guessing pays on this hardware
+        started = time.perf_counter()
+        if drafter is not None and remaining > 1 and pacer.speculate:
             room = self.n_ctx - len(self._cached) - 2
-            k = min(self._draft_length.k, remaining - 1, room)
+            k = min(pacer.k, remaining - 1, room)
             if k > 0:
                 drafts = drafter.draft(history, k, cancel)[:k]
         want = request.want_logprobs
         if not drafts:
+            plain_started = time.perf_counter()
             self._decode([token])
+            if drafter is not None:
+                pacer.record_plain((time.perf_counter() - plain_started) * 1000)
             return [self._choose(sampler, -1, want)]
         base = len(self._cached)
         self._decode_all_logits([token, *drafts])
@@ -641,7 +646,8 @@ class LlamaBackend:
             accepted += 1
         chosen = [(choice, self._logprob(choice, index) if want else None)
                   for index, choice in enumerate(choices[:accepted + 1])]
-        self._draft_length.update(len(drafts), accepted)
+        pacer.update(len(drafts), accepted)
+        pacer.record_batch((time.perf_counter() - started) * 1000, accepted + 1)
         self.last_speculation.add(len(drafts), accepted)
         self.speculation_stats.add(len(drafts), accepted)
         keep = base + 1 + accepted

@@ -64,17 +64,31 @@ class SpeculationStats:
 
 
 class AdaptiveDraftLength:
-    """k for the next batch: grows while guesses are all accepted, shrinks when most are rejected.
+    """k for the next batch, and whether to speculate at all, from what batches really cost.
 
-    A rejected guess costs a slot in the verification batch (and a draft-model decode); a long
-    accepted run saves a whole target decode per token, so k follows the recent acceptance.
+    k grows while guesses are all accepted and shrinks when most are rejected: a rejected guess
+    costs a slot in the verification batch (and a draft-model decode); a long accepted run saves a
+    whole target decode per token.
+
+    Whether speculation pays depends on the hardware: measured on 2 CPU cores, a batch of 8 costs
+    5.7x one token for SmolLM2 Q4_1 (so even perfect guesses gain at most 1.4x), 2.6x for an F32
+    model; on a GPU it costs about 1x. So the time of every verification batch (drafting included)
+    per emitted token is compared with the time of a plain one-token decode (moving averages);
+    while batches lose, speculation pauses for a number of tokens that doubles each time it still
+    loses (up to `MAX_PAUSE`), then tries again. Output is unaffected: this only decides how fast.
     """
+
+    MAX_PAUSE = 64
 
     def __init__(self, minimum: int = 1, maximum: int = 8, start: int = 4) -> None:
         self.minimum = max(1, minimum)
         self.maximum = max(self.minimum, maximum)
         self.k = min(max(start, self.minimum), self.maximum)
         self._recent = 0.5  # exponential moving average of the acceptance rate
+        self.plain_ms: float | None = None  # moving average of one plain one-token decode
+        self.batch_ms_per_token: float | None = None  # moving average over verification batches
+        self.pause = 1  # plain decodes before the next speculation (the first one measures plain_ms)
+        self._backoff = 4
 
     def update(self, drafted: int, accepted: int) -> None:
         """Adjust k after a verification batch."""
@@ -88,15 +102,46 @@ class AdaptiveDraftLength:
             self.k = max(self.minimum, self.k - 1)
 
     @property
+    def speculate(self) -> bool:
+        """Whether the next token should be guessed for (False while paused)."""
+        return self.pause <= 0
+
+    def record_plain(self, ms: float) -> None:
+        """A plain one-token decode took `ms`."""
+        self.plain_ms = ms if self.plain_ms is None else 0.8 * self.plain_ms + 0.2 * ms
+        self.pause = max(0, self.pause - 1)
+
+    def record_batch(self, ms: float, emitted: int) -> None:
+        """A verification batch (its drafting included) took `ms` and gave `emitted` tokens."""
+        per_token = ms / max(1, emitted)
+        self.batch_ms_per_token = (per_token if self.batch_ms_per_token is None
+                                   else 0.5 * self.batch_ms_per_token + 0.5 * per_token)
+        if self.plain_ms is not None and self.batch_ms_per_token > self.plain_ms:
+            self.pause = self._backoff
+            self.batch_ms_per_token = None  # the first batch after the pause is judged on its own
+            self._backoff = min(self.MAX_PAUSE, self._backoff * 2)
+        elif self.plain_ms is not None:
+            self._backoff = max(4, self._backoff // 2)
+
+    @property
     def recent_acceptance(self) -> float:
         """The moving average acceptance rate that drives k."""
         return self._recent
 
 
 class PromptLookupDrafter:
-    """Guesses by n-gram lookup in the prompt and the text generated so far (no model)."""
+    """Guesses by n-gram lookup in the prompt and the text generated so far (no model).
+
+    The last `ngram_max` tokens are looked up among their earlier occurrences; of those, the one
+    whose preceding tokens match the current context longest wins (code repeats short n-grams such
+    as `    if` everywhere; the occurrence inside the same statement or copied block is the one
+    whose continuation is right). Shorter n-grams are the fallback, with shorter guesses: a guess
+    from a weak match is mostly rejected, and each rejected token still costs a batch slot.
+    """
 
     name = "prompt-lookup"
+    CANDIDATES = 8  # latest occurrences of an n-gram compared by context
+    CONTEXT = 32  # tokens compared backwards to rank them
 
     def __init__(self, ngram_max: int = 3, ngram_min: int = 1, window: int = 4096) -> None:
         self.ngram_max = max(1, ngram_max)
@@ -105,7 +150,8 @@ class PromptLookupDrafter:
         self._history: list[int] = []
         self._offset = 0  # position of _history[0] in the caller's history
         self._indexed_to = 0  # n-grams ending before this position are in the index
-        self._index: dict[tuple[int, ...], int] = {}  # n-gram -> position just after its latest occurrence
+        # n-gram -> positions just after its latest occurrences (oldest first, at most CANDIDATES)
+        self._index: dict[tuple[int, ...], list[int]] = {}
 
     def _sync(self, history: list[int]) -> None:
         """Index every n-gram of history except those ending at its last position."""
@@ -124,11 +170,24 @@ class PromptLookupDrafter:
         index = self._index
         for stop in range(max(self._indexed_to, 1), end + 1):
             for n in range(self.ngram_min, min(self.ngram_max, stop) + 1):
-                index[tuple(tokens[stop - n:stop])] = stop
+                positions = index.setdefault(tuple(tokens[stop - n:stop]), [])
+                positions.append(stop)
+                if len(positions) > self.CANDIDATES:
+                    del positions[0]
         self._indexed_to = max(self._indexed_to, end + 1)
 
+    def _context_match(self, follows: int, n: int) -> int:
+        """How many tokens before the n-gram ending at `follows` equal those before the history's end."""
+        tokens = self._history
+        size = len(tokens)
+        length = n
+        while (length < self.CONTEXT and follows - length - 1 >= 0
+               and tokens[follows - length - 1] == tokens[size - length - 1]):
+            length += 1
+        return length
+
     def draft(self, history: Sequence[int], k: int, cancel: CancelFlag) -> list[int]:
-        """The tokens that followed the longest suffix n-gram's latest earlier occurrence."""
+        """The tokens that followed the best-matching earlier occurrence of the history's last n-gram."""
         if k <= 0 or len(history) < 2:
             return []
         self._sync(history if isinstance(history, list) else list(history))
@@ -137,9 +196,20 @@ class PromptLookupDrafter:
         for n in range(self.ngram_max, self.ngram_min - 1, -1):
             if size < n + 1:
                 continue
-            follows = self._index.get(tuple(tokens[size - n:]))
-            if follows is not None and follows < size:
-                return tokens[follows:follows + k]
+            positions = self._index.get(tuple(tokens[size - n:]))
+            if not positions:
+                continue
+            best, best_length = -1, -1
+            for follows in reversed(positions):  # latest first: it wins ties
+                if follows < size:
+                    length = self._context_match(follows, n)
+                    if length > best_length:
+                        best, best_length = follows, length
+            if best < 0:
+                continue
+            if n < self.ngram_max:
+                k = min(k, 2 * n)  # a weak match: guess little
+            return tokens[best:best + k]
         return []
 
 

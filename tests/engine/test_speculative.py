@@ -58,6 +58,38 @@ def test_prompt_lookup_copies_what_followed_the_latest_match() -> None:
     assert drafter.draft([5, 6, 7], 4, CancelFlag()) == []  # a new sequence without repeats
 
 
+def test_prompt_lookup_prefers_the_occurrence_with_the_longest_matching_context() -> None:
+    drafter = PromptLookupDrafter(ngram_max=3, ngram_min=1)
+    # (1, 2, 3) occurs twice; the context before the end (10) matches the first one, not the latest.
+    history = [10, 1, 2, 3, 4, 4, 20, 1, 2, 3, 5, 5, 10, 1, 2, 3]
+    assert drafter.draft(history, 2, CancelFlag()) == [4, 4]
+    # A one-token match only guesses two tokens, however many are asked for.
+    assert PromptLookupDrafter().draft([7, 1, 2, 3, 4, 5, 6, 7], 8, CancelFlag()) == [1, 2]
+
+
+def test_speculation_pauses_while_batches_cost_more_per_token_than_plain_decoding() -> None:
+    pacer = AdaptiveDraftLength()
+    assert not pacer.speculate  # the first token is decoded plainly: it measures what a token costs
+    pacer.record_plain(10.0)
+    assert pacer.speculate
+    pacer.record_batch(30.0, emitted=4)  # 7.5 ms a token: speculation pays
+    assert pacer.speculate
+    pacer.record_batch(60.0, emitted=2)  # 30 ms a token on average with the last batch: it does not
+
+    def plain_decodes_until_it_speculates() -> int:
+        count = 0
+        while not pacer.speculate:
+            pacer.record_plain(10.0)
+            count += 1
+        return count
+
+    assert plain_decodes_until_it_speculates() == 4
+    pacer.record_batch(40.0, emitted=1)  # still losing: the next pause is twice as long
+    assert plain_decodes_until_it_speculates() == 8
+    pacer.record_batch(12.0, emitted=4)  # paying again: it keeps speculating
+    assert pacer.speculate
+
+
 def test_draft_length_grows_on_full_acceptance_and_shrinks_on_rejection() -> None:
     length = AdaptiveDraftLength(minimum=1, maximum=8, start=4)
     length.update(4, 4)
