@@ -125,10 +125,11 @@ def _complete(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     if args.show_context and suggestion.context is not None:
-        from codeassist_lsp.engine.prompts import render_header
+        from codeassist_lsp.engine.prompts import completion_prompt_text
 
+        head, fim_suffix = completion_prompt_text(backend, suggestion.context)
         print("----- context shown to the model -----")
-        print(render_header(suggestion.context) + suggestion.context.prefix + "█")
+        print(head + "█" + (fim_suffix or ""))
         print("----- end of context -----")
     print(f"{path}:{line}:{column} ({suggestion.mode})")
     print(suggestion.text if suggestion.text else "(no suggestion)")

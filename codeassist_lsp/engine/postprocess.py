@@ -33,6 +33,10 @@ def block_stop(indent: str, max_lines: int):  # type: ignore[no-untyped-def]
     return check
 
 
+def _first_content_line(text: str) -> str:
+    return next((line.strip() for line in text.split("\n") if line.strip()), "")
+
+
 def _strip_suffix_overlap(suggestion: str, line_after: str) -> str:
     """Drop closers the model wrote that already follow the cursor, e.g. `x)` before `)`."""
     rest = line_after.strip()
@@ -56,6 +60,8 @@ def shape_suggestion(raw: str, gate: Gate, *, line_before: str, line_after: str,
             text = text.lstrip() if line_before else text
             return text + "\n" + line_before if text.strip() else ""
         text = _strip_suffix_overlap(text, line_after)
+        if not line_before.strip() and not line_after.strip() and text.strip() == _first_content_line(following):
+            return ""  # on an empty line, the model repeated the line below (it can see it in the prompt)
         if not line_before.strip():
             # On an empty line the editor already has the indentation the user typed.
             text = text.lstrip() if line_before else text

@@ -28,3 +28,11 @@ def test_insert_that_repeats_the_code_at_the_cursor_is_dropped() -> None:
 
 def test_insert_of_nothing_is_dropped() -> None:
     assert shape_suggestion("\n    return x", INSERT, line_before="", line_after="    return x", following="") == ""
+
+
+def test_line_on_an_empty_line_that_repeats_the_line_below_is_dropped() -> None:
+    following = "\n    return total\n"
+    assert shape_suggestion("    return total", Gate("line"), line_before="    ", line_after="",
+                            following=following) == ""
+    assert shape_suggestion("total += x", Gate("line"), line_before="    ", line_after="",
+                            following=following) == "total += x"
