@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from codeassist_lsp.errors import Cancelled, CodeassistError
-from codeassist_lsp.service import Suggestion
+from codeassist_lsp.service import CompletionService, Suggestion
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -25,6 +25,18 @@ def _inside(text: str, lines: Sequence[str], position: types.Position) -> bool:
     return position.line == len(lines) and (not text or text.endswith("\n"))
 
 
+# A request that arrives while the model loads waits for it (up to this long) instead of coming back
+# empty: the user is waiting for exactly this suggestion, and an editor asks again only on the next
+# keystroke. A newer request or a client's cancel ends the wait.
+MODEL_WAIT_S = 5.0
+
+
+async def _wait_for_model(service: CompletionService) -> None:
+    deadline = asyncio.get_running_loop().time() + MODEL_WAIT_S
+    while not service.worker.loaded.is_set() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+
+
 async def suggest_at(server: CodeassistServer, uri: str, position: types.Position) -> Suggestion | None:
     """Run the pipeline for a cursor; None for nothing to show (never raises for expected cases)."""
     server.stats["requests"] += 1
@@ -33,6 +45,8 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     document = server.workspace.get_text_document(uri)
     if service is None or not options.enabled or document.language_id in options.disabled_languages:
         return None
+    if not service.worker.loaded.is_set():
+        await _wait_for_model(service)
     if not service.worker.loaded.is_set() or service.backend is None:
         server.stats["unavailable"] += 1
         if service.worker.load_error is not None and isinstance(service.worker.load_error, CodeassistError):

@@ -143,3 +143,17 @@ async def test_huge_and_binary_documents_are_harmless(client: LanguageClient) ->
     assert await client.text_document_inline_completion_async(inline_params(binary, end_position(data))) is None
     report = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="codeassist.status"))
     assert report["model"]["state"] == "ready"
+
+
+async def test_a_request_sent_while_the_model_loads_waits_for_it() -> None:
+    # What a user typing right after the editor starts sees: the first request is answered by the
+    # model once it has loaded, not with an empty result they would have to type again to replace.
+    from tests.lsp.helpers import running_server, status
+
+    async with running_server({"cache": {"enabled": False}}) as (client, _result):
+        uri = "file:///tmp/codeassist-tests/first.py"
+        open_document(client, uri, FUNCTION)
+        result = await client.text_document_inline_completion_async(inline_params(uri, end_position(FUNCTION)))
+        assert result is not None and result.items
+        report = await status(client)
+        assert report["stats"].get("unavailable", 0) == 0, report["stats"]
