@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 SCAN_INTERVAL_SECONDS = 2.0
 # Whole-document scans of larger files take seconds of CPU: they are skipped (and logged).
 MAX_SCAN_CHARS = 200_000
+# Scans of documents opened while the model loads wait for it, and this long after it.
+MODEL_LOAD_WAIT_SECONDS = 30.0
+AFTER_LOAD_DELAY_SECONDS = 1.0
 UnitCounter = Callable[[str], int]
 
 
@@ -84,7 +87,20 @@ class DiagnosticsPublisher:
         self._last_scan.pop(uri, None)
         self.server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
+    async def _after_model_load(self) -> None:
+        # On a 2-core machine a scan at start-up (semgrep-core's process, bandit's first import)
+        # takes a core from the model load and from the first completion, which the user waits for.
+        service = self.server.service
+        if service is None or service.worker.loaded.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MODEL_LOAD_WAIT_SECONDS
+        while not service.worker.loaded.is_set() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(AFTER_LOAD_DELAY_SECONDS)
+
     async def _scan(self, uri: str) -> None:
+        await self._after_model_load()
         self._scheduled.pop(uri, None)
         self._last_scan[uri] = time.monotonic()
         try:
