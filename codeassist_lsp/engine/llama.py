@@ -499,7 +499,12 @@ class LlamaBackend:
         if mode == "auto" and not self.batch_invariant(cancel):
             return None
         if self._draft_model is not None and mode in ("auto", "draft-model"):
-            return DraftModelDrafter(self._draft_model)
+            drafter = DraftModelDrafter(self._draft_model)
+            prompt = request.prompt_tokens
+            if len(prompt) + request.max_tokens >= self.n_ctx:
+                prompt = prompt[-(self.n_ctx - request.max_tokens - 1):]  # as run() truncates it
+            drafter.prefill(prompt, cancel or CancelFlag())  # counted as prompt time
+            return drafter
         if mode in ("auto", "prompt-lookup"):
             return PromptLookupDrafter(self.speculation.ngram_max, self.speculation.ngram_min)
         return None

@@ -221,6 +221,14 @@ class DraftModelDrafter:
     def __init__(self, model: LlamaBackend) -> None:
         self.model = model
 
+    def prefill(self, prompt: Sequence[int], cancel: CancelFlag) -> None:
+        """Evaluate the prompt in the draft's KV cache now, as part of prompt processing.
+
+        Otherwise the first guess pays for the whole prompt (measured: 2.4 s of a 4.8 s generation
+        of 64 tokens after a 480-token prompt with a SmolLM2 Q4_0 draft on one CPU core).
+        """
+        self.model._sync_cache(list(prompt[:-1]), cancel)
+
     def draft(self, history: Sequence[int], k: int, cancel: CancelFlag) -> list[int]:
         """k greedy tokens of the draft model after history ([] when cancelled meanwhile)."""
         return self.model.greedy_continuation(list(history), k, cancel)

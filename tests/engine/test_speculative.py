@@ -38,8 +38,21 @@ def _code_prompts(chars: int = 400) -> list[str]:
     return prompts
 
 
+class _AlwaysSpeculate(AdaptiveDraftLength):
+    """Never pauses (the real pacer pauses where batches are slow: timing-dependent): every token
+    is guessed for, so identity and acceptance are checked on as many batches as possible."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pause = 0
+
+    def record_batch(self, ms: float, emitted: int) -> None:
+        pass
+
+
 def _run(backend: LlamaBackend, text: str, mode: str, max_tokens: int = 64, **kwargs):  # type: ignore[no-untyped-def]
     backend.speculation = SpeculationSettings(mode=mode)
+    backend._draft_length = _AlwaysSpeculate()
     backend._truncate_cache(0)
     request = GenerationRequest(prompt_tokens=tuple(backend.tokenize(text, add_bos=True)),
                                 max_tokens=max_tokens, **kwargs)
