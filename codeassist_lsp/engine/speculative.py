@@ -71,7 +71,7 @@ class AdaptiveDraftLength:
     whole target decode per token.
 
     Whether speculation pays depends on the hardware: measured on 2 CPU cores, a batch of 8 costs
-    5.7x one token for SmolLM2 Q4_1 (so even perfect guesses gain at most 1.4x), 2.6x for an F32
+    ~6x one token for SmolLM2 Q4_1 (so even perfect guesses gain at most 1.4x), 2.8x for an F32
     model; on a GPU it costs about 1x. So the time of every verification batch (drafting included)
     per emitted token is compared with the time of a plain one-token decode (moving averages);
     while batches lose, speculation pauses for a number of tokens that doubles each time it still
