@@ -29,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from codeassist_lsp.actions import runner as action_runner  # noqa: E402
 from codeassist_lsp.actions.runner import ActionRunner, HoverCache  # noqa: E402
 from codeassist_lsp.actions.targets import DocumentView, generation_target, hover_target, list_actions  # noqa: E402
 from codeassist_lsp.config import Settings  # noqa: E402
@@ -203,6 +204,11 @@ def summarize(rows: list[dict[str, Any]], limit: int, best_of: int) -> dict[str,
         "pass_at_1_best_of_n": round(sum(r["best"] for r in done) / count, 4),
         "pass_at_n_oracle": round(sum(r["any"] for r in done) / count, 4),
         "mean_ms_per_problem": round(statistics.mean([r["ms"] for r in done]), 1) if done else None,
+        "rule": (f"greedy + {best_of - 1} samples; verified candidates scored by mean token logprob + "
+                 f"{action_runner.REVIEW_WEIGHT} x reviewer (mean logprob of the docstring given the code) - "
+                 f"{action_runner.DEFECT_PENALTY} x static defects - {action_runner.LENGTH_PENALTY} if cut - "
+                 f"{action_runner.FINDING_PENALTY} x SAST findings + {action_runner.AGREEMENT_BONUS} x agreement; "
+                 f"greedy +{action_runner.GREEDY_MARGIN}"),
         "rows": rows,
     }
 

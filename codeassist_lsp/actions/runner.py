@@ -277,7 +277,8 @@ class ActionRunner:
             sampling = Sampling() if index == 0 else Sampling(temperature=settings.temperature, seed=index)
             result = await self.generate(prompt, max_tokens=settings.max_tokens, sampling=sampling, stop_check=stop)
             outcome.candidates.append(self._check_generated(target, view, prompt, result, index))
-        await self._review_candidates(header, view, outcome.candidates)
+        if (time.perf_counter() - started) * 1000 < settings.best_of_n_budget_ms:
+            await self._review_candidates(header, view, outcome.candidates)  # prompt evaluation only
         score_candidates(outcome.candidates)
         best = outcome.best
         if best is None or best.checked is None:
