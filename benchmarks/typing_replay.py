@@ -328,7 +328,10 @@ def main() -> int:
     args = parser.parse_args()
 
     files = pick_files(args.files)
-    records, model_work = asyncio.run(run_replay(files, args.chars, (args.min_interval_ms, args.max_interval_ms), {}))
+    # No disk tier: a second run would otherwise be answered from the first one's completions.
+    # The memory tier and typed-ahead reuse stay on, as in a fresh editor session.
+    records, model_work = asyncio.run(run_replay(files, args.chars, (args.min_interval_ms, args.max_interval_ms),
+                                                 {"cache": {"disk": False}}))
     replay = summarize_replay(records)
     # KV reuse while typing: new prompt tokens evaluated per request, for prompts of 1,000+ tokens.
     long_prompts = [w for w in model_work if w["prompt_tokens"] >= 1000]
