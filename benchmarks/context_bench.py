@@ -325,10 +325,18 @@ def timing_on_large_workspace(count_tokens: Callable[[str], int], cache_root: Pa
 # HumanEval single-line infilling
 # ------------------------------------------------------------------------------------------------
 
-def load_humaneval(limit: int | None = None, seed: int = 0) -> list[dict[str, str]]:
+# The problems the pipeline was developed against (`--humaneval 200`, seed 0); `--held-out` samples
+# from the others, so a rule tuned on the development set is checked on problems it never saw.
+DEVELOPMENT_SAMPLE = 200
+
+
+def load_humaneval(limit: int | None = None, seed: int = 0, held_out: bool = False) -> list[dict[str, str]]:
     """The single-line infilling problems, optionally a seeded random subset of `limit`."""
     with gzip.open(HUMANEVAL, "rt", encoding="utf-8") as handle:
         problems = [json.loads(line) for line in handle]
+    if held_out:
+        seen = {p["task_id"] for p in random.Random(0).sample(problems, DEVELOPMENT_SAMPLE)}
+        problems = [p for p in problems if p["task_id"] not in seen]
     if limit is not None and limit < len(problems):
         problems = random.Random(seed).sample(problems, limit)
     return problems
@@ -395,7 +403,7 @@ def measure_humaneval(complete: Callable[[str, str], str], limit: int | None = 8
 
 
 def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = None,
-                   threads: int = 0) -> dict[str, object]:
+                   threads: int = 0, held_out: bool = False) -> dict[str, object]:
     """Full pipeline vs naive prefix-only prompt on single-line infilling, same model, same run.
 
     Arms, interleaved per problem so a partial run compares like with like:
@@ -445,7 +453,7 @@ def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = Non
 
     handle = log_path.open("w") if log_path else None
     try:
-        for number, problem in enumerate(load_humaneval(limit, seed)):
+        for number, problem in enumerate(load_humaneval(limit, seed, held_out)):
             outputs: dict[str, tuple[str, dict[str, object]]] = {
                 "naive": (naive(problem["prompt"]), {}),
                 "pipeline": pipeline(problem["prompt"], problem["suffix"], blank=False, number=number),
@@ -470,7 +478,7 @@ def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = Non
         service.close()
         shutil.rmtree(root, ignore_errors=True)
     arms = {arm: {**_summary(r), **({"modes": modes[arm]} if arm in modes else {})} for arm, r in rows.items()}
-    return {"model": backend.model_id, "fim": backend.fim_tokens() is not None, "seed": seed,
+    return {"model": backend.model_id, "fim": backend.fim_tokens() is not None, "seed": seed, "held_out": held_out,
             "max_tokens": settings.completion.max_tokens, **arms}
 
 
@@ -519,16 +527,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only HumanEval; the other parts of the JSON report are kept as they were")
     parser.add_argument("--threads", type=int, default=0, help="model threads for HumanEval (0: all cores)")
     parser.add_argument("--humaneval-log", type=Path, default=None, help="per-problem JSONL of every arm")
+    parser.add_argument("--held-out", action="store_true",
+                        help=f"HumanEval problems outside the {DEVELOPMENT_SAMPLE} the pipeline was developed on")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     started = time.perf_counter()
     if args.humaneval:
         limit = None if args.humaneval < 0 else args.humaneval
-        humaneval = humaneval_arms(limit, seed=0, log_path=args.humaneval_log, threads=args.threads)
+        humaneval = humaneval_arms(limit, seed=0, log_path=args.humaneval_log, threads=args.threads,
+                                   held_out=args.held_out)
         humaneval["seconds"] = round(time.perf_counter() - started, 1)
         if args.humaneval_only:
             results = json.loads(args.json.read_text()) if args.json.exists() else {}
-            results["humaneval_single_line"] = humaneval
+            results["humaneval_single_line" + ("_held_out" if args.held_out else "")] = humaneval
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")
             sys.stdout.write(_humaneval_table(humaneval) + "\n")

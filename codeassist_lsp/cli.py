@@ -129,7 +129,7 @@ def _complete(args: argparse.Namespace) -> int:
 
         head, fim_suffix = completion_prompt_text(backend, suggestion.context)
         print("----- context shown to the model -----")
-        print(head + "█" + (fim_suffix or ""))
+        print(head + suggestion.start + "█" + (fim_suffix or ""))
         print("----- end of context -----")
     print(f"{path}:{line}:{column} ({suggestion.mode})")
     print(suggestion.text if suggestion.text else "(no suggestion)")

@@ -20,6 +20,7 @@ from codeassist_lsp.context.assembler import AssembledContext, ContextAssembler,
 from codeassist_lsp.context.gating import Gate, decide_mode
 from codeassist_lsp.context.languages import Language, language_for
 from codeassist_lsp.context.tokens import LineTokenCounter
+from codeassist_lsp.context.unbound import definition_start
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
 from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_suggestion
 from codeassist_lsp.engine.prompts import completion_prompt_text, tokenize_prompt
@@ -55,6 +56,8 @@ class Suggestion:
     verdict: Verdict | None = None
     raw_text: str = ""
     """The shaped model text before verification cut or withheld it."""
+    start: str = ""
+    """Text the pipeline began the suggestion with (the model wrote the rest)."""
 
 
 @attrs.define
@@ -77,6 +80,8 @@ class PreparedCompletion:
     cache_tier: str = ""
     typed_ahead: str | None = None
     """The rest of the suggestion being shown, when the user typed its start (no model call)."""
+    start: str = ""
+    """Text the suggestion is made to begin with (appended to the prompt; the model continues it)."""
 
 
 @attrs.frozen
@@ -302,6 +307,12 @@ class CompletionService:
         )
         prepared.request = request
         prompt_text = completion_prompt_text(backend, context)
+        if kind == "completion" and gate.mode == "line" and not prepared.line_before.strip() \
+                and prompt_text[1] is None:
+            # A new line, and the model cannot see the code below: when that code reads a name
+            # nothing defines, start the line with its definition (HumanEval infilling: README).
+            prepared.start = definition_start(text, offset, language) or ""
+            prompt_text = (prompt_text[0] + prepared.start, None)
         if kind == "completion":
             # Looked up by the prompt's text: a hit costs no tokenising and no model work.
             self._look_up_cache(prepared, backend, prompt_text)
@@ -327,7 +338,7 @@ class CompletionService:
             self._store_in_cache(prepared, result)
         raw = ""
         if result is not None:
-            raw = shape_suggestion(result.text, prepared.gate, line_before=prepared.line_before,
+            raw = shape_suggestion(prepared.start + result.text, prepared.gate, line_before=prepared.line_before,
                                    line_after=prepared.line_after, following=prepared.following)
         verdict = None
         text = raw
@@ -345,7 +356,8 @@ class CompletionService:
         if prepared.cache_tier:
             timings["cache"] = prepared.cache_tier  # type: ignore[assignment]
         suggestion = Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
-                                timings=timings, context=prepared.context, verdict=verdict, raw_text=raw)
+                                timings=timings, context=prepared.context, verdict=verdict, raw_text=raw,
+                                start=prepared.start)
         self._remember_shown(prepared, suggestion)
         return suggestion
 

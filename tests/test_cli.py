@@ -50,3 +50,23 @@ def test_complete_bad_input_gets_a_clear_error(args: tuple[str, ...], message: s
 def test_models_list_shows_the_embedded_default() -> None:
     run = _run("models", "list")
     assert run.returncode == 0 and "gemma-3-270m" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.model
+def test_a_new_line_above_code_that_reads_an_undefined_name_defines_it(tmp_path: Path) -> None:
+    # The embedded model cannot see the code below the cursor (no FIM): the pipeline starts the
+    # line with the name that code reads and nothing defines, and the model writes the rest.
+    source = ("def squares(values):\n"
+              "    \"\"\"The squares of the even values.\"\"\"\n"
+              "    \n"
+              "    for v in values:\n"
+              "        if v % 2 == 0:\n"
+              "            found.append(v * v)\n"
+              "    return found\n")
+    path = tmp_path / "squares.py"
+    path.write_text(source)
+    run = _run("complete", str(path), "--line", "3", "--col", "5", "--json", "--no-cache")
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    assert report["suggestion"].startswith("found"), report
+    assert report["tokens"]["generated"] > 0  # the model wrote what follows the name
