@@ -85,11 +85,11 @@ _MAX_CHECKED = 4
 _FUNCTION_HEADER = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")
 
 
-def unbound_names_below(text: str, offset: int, language: Language | None) -> list[str]:
+def first_unbound_name_below(text: str, offset: int, language: Language | None) -> str | None:
     """The first name read after `offset` (to the end of the cursor's block) that no part of the
-    document binds, as a list ([] when there is none)."""
+    document binds, or None."""
     if language is None or language.name != "python":
-        return []
+        return None
     lines = text.split("\n")
     row = text.count("\n", 0, offset)
     indent = len(_new_line_indent(lines, row))
@@ -105,11 +105,11 @@ def unbound_names_below(text: str, offset: int, language: Language | None) -> li
         if _FUNCTION_HEADER.match(lines[number]) and _indent_width(lines[number]) < level:
             first, level = number, _indent_width(lines[number])
     if first is None:
-        return []  # not inside a function (module level, or a function too long to look through)
+        return None  # not inside a function (module level, or a function too long to look through)
     window = "\n".join(lines[first:last + 1])
     tree = parse(language, window.encode("utf-8"))
     if tree is None:
-        return []
+        return None
     bound = _bound_names(language, tree.root_node)
     cursor = (row - first, len(text[text.rfind("\n", 0, offset) + 1:offset].encode("utf-8")))
     names: list[str] = []
@@ -124,7 +124,7 @@ def unbound_names_below(text: str, offset: int, language: Language | None) -> li
                 names.append(name)
         stack.extend(reversed(node.children))
     # Checked in order, at most a few: only the first one is used, and each check scans the document.
-    return [name for name in names[:_MAX_CHECKED] if not _bound_anywhere(name, text)][:1]
+    return next((name for name in names[:_MAX_CHECKED] if not _bound_anywhere(name, text)), None)
 
 
 def definition_start(text: str, offset: int, language: Language | None) -> str | None:
@@ -133,8 +133,8 @@ def definition_start(text: str, offset: int, language: Language | None) -> str |
     `for NAME in` when the code after the cursor is indented deeper than the new line (the new
     line opens its block), else `NAME` (an assignment; the model writes the rest).
     """
-    names = unbound_names_below(text, offset, language)
-    if not names:
+    name = first_unbound_name_below(text, offset, language)
+    if name is None:
         return None
     lines = text.split("\n")
     row = text.count("\n", 0, offset)
@@ -142,7 +142,7 @@ def definition_start(text: str, offset: int, language: Language | None) -> str |
     rest_of_line = text[offset:].split("\n", 1)[0]
     following = lines[row] if rest_of_line.strip() else next((line for line in lines[row + 1:] if line.strip()), "")
     deeper = _indent_width(following) > indent
-    start = f"for {names[0]} in" if deeper else names[0]
+    start = f"for {name} in" if deeper else name
     before = text[text.rfind("\n", 0, offset) + 1:offset]
     # At column 0 the new line needs its indentation; after typed indentation it has it.
     return start if before else _new_line_indent(lines, row) + start

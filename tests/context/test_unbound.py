@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from codeassist_lsp.context.languages import language_for
-from codeassist_lsp.context.unbound import definition_start, unbound_names_below
+from codeassist_lsp.context.unbound import definition_start, first_unbound_name_below
 
 PY = language_for("python")
 
@@ -36,7 +36,7 @@ def cut(source: str) -> tuple[str, int]:
 def test_an_accumulator_read_below_and_never_bound_starts_the_line() -> None:
     text, offset = cut(ACCUMULATOR)
     # part (loop target), w (comprehension), os (import), sep/text (parameters), builtins: bound.
-    assert unbound_names_below(text, offset, PY) == ["result"]
+    assert first_unbound_name_below(text, offset, PY) == "result"
     assert definition_start(text, offset, PY) == "result"  # after the typed indentation
 
 
