@@ -330,11 +330,16 @@ def timing_on_large_workspace(count_tokens: Callable[[str], int], cache_root: Pa
 DEVELOPMENT_SAMPLE = 200
 
 
-def load_humaneval(limit: int | None = None, seed: int = 0, held_out: bool = False) -> list[dict[str, str]]:
-    """The single-line infilling problems, optionally a seeded random subset of `limit`."""
+def load_humaneval(limit: int | None = None, seed: int = 0, held_out: int = 0) -> list[dict[str, str]]:
+    """The single-line infilling problems, optionally a seeded random subset of `limit`.
+
+    held_out=k > 0: drawn from the problems outside the development sample and outside held-out
+    samples 1..k-1 (each a seeded sample of DEVELOPMENT_SAMPLE), so every round of changes can be
+    checked on problems nothing was tuned on.
+    """
     with gzip.open(HUMANEVAL, "rt", encoding="utf-8") as handle:
         problems = [json.loads(line) for line in handle]
-    if held_out:
+    for _round in range(held_out):
         seen = {p["task_id"] for p in random.Random(0).sample(problems, DEVELOPMENT_SAMPLE)}
         problems = [p for p in problems if p["task_id"] not in seen]
     if limit is not None and limit < len(problems):
@@ -403,7 +408,7 @@ def measure_humaneval(complete: Callable[[str, str], str], limit: int | None = 8
 
 
 def humaneval_arms(limit: int | None, seed: int = 0, log_path: Path | None = None,
-                   threads: int = 0, held_out: bool = False) -> dict[str, object]:
+                   threads: int = 0, held_out: int = 0) -> dict[str, object]:
     """Full pipeline vs naive prefix-only prompt on single-line infilling, same model, same run.
 
     Arms, interleaved per problem so a partial run compares like with like:
@@ -527,8 +532,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only HumanEval; the other parts of the JSON report are kept as they were")
     parser.add_argument("--threads", type=int, default=0, help="model threads for HumanEval (0: all cores)")
     parser.add_argument("--humaneval-log", type=Path, default=None, help="per-problem JSONL of every arm")
-    parser.add_argument("--held-out", action="store_true",
-                        help=f"HumanEval problems outside the {DEVELOPMENT_SAMPLE} the pipeline was developed on")
+    parser.add_argument("--held-out", type=int, default=0, metavar="K",
+                        help=f"HumanEval held-out sample K: outside the {DEVELOPMENT_SAMPLE} the pipeline was "
+                             "developed on and outside held-out samples 1..K-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     started = time.perf_counter()
@@ -539,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         humaneval["seconds"] = round(time.perf_counter() - started, 1)
         if args.humaneval_only:
             results = json.loads(args.json.read_text()) if args.json.exists() else {}
-            results["humaneval_single_line" + ("_held_out" if args.held_out else "")] = humaneval
+            key = "humaneval_single_line" + (f"_held_out_{args.held_out}" if args.held_out else "")
+            results[key] = humaneval
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")
             sys.stdout.write(_humaneval_table(humaneval) + "\n")

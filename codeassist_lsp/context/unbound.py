@@ -127,11 +127,27 @@ def first_unbound_name_below(text: str, offset: int, language: Language | None) 
     return next((name for name in names[:_MAX_CHECKED] if not _bound_anywhere(name, text)), None)
 
 
+# How the code below uses a name tells what the definition starts with: a list it appends to, a set
+# it adds to. Anything else is left to the model after `NAME =`.
+_LIST_METHODS = ("append", "extend", "insert")
+
+
+def _initial_value(name: str, below: str) -> str:
+    word = re.escape(name)
+    if re.search(rf"\b{word}\.(?:{'|'.join(_LIST_METHODS)})\(", below):
+        return "[]"
+    if re.search(rf"\b{word}\.add\(", below):
+        return "set()"
+    return ""
+
+
 def definition_start(text: str, offset: int, language: Language | None) -> str | None:
     """How a new line at the cursor that defines the first unbound name below should start, or None.
 
     `for NAME in` when the code after the cursor is indented deeper than the new line (the new
-    line opens its block), else `NAME` (an assignment; the model writes the rest).
+    line opens its block), else `NAME =` (`NAME = []` or `NAME = set()` when the code below
+    appends or adds to it: an open bracket let the model run past the line); the model writes the rest. `NAME =` and not `NAME`: the model would otherwise extend
+    the identifier (`squared` -> `squared_lst`).
     """
     name = first_unbound_name_below(text, offset, language)
     if name is None:
@@ -142,7 +158,7 @@ def definition_start(text: str, offset: int, language: Language | None) -> str |
     rest_of_line = text[offset:].split("\n", 1)[0]
     following = lines[row] if rest_of_line.strip() else next((line for line in lines[row + 1:] if line.strip()), "")
     deeper = _indent_width(following) > indent
-    start = f"for {name} in" if deeper else name
+    start = f"for {name} in" if deeper else f"{name} = {_initial_value(name, text[offset:])}".rstrip()
     before = text[text.rfind("\n", 0, offset) + 1:offset]
     # At column 0 the new line needs its indentation; after typed indentation it has it.
     return start if before else _new_line_indent(lines, row) + start

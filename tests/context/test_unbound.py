@@ -37,7 +37,7 @@ def test_an_accumulator_read_below_and_never_bound_starts_the_line() -> None:
     text, offset = cut(ACCUMULATOR)
     # part (loop target), w (comprehension), os (import), sep/text (parameters), builtins: bound.
     assert first_unbound_name_below(text, offset, PY) == "result"
-    assert definition_start(text, offset, PY) == "result"  # after the typed indentation
+    assert definition_start(text, offset, PY) == "result = []"  # after the typed indentation; appended to below
 
 
 def test_a_name_used_in_a_deeper_block_below_starts_a_for_loop_with_indentation() -> None:
