@@ -5,6 +5,7 @@ document + cursor -> gate -> context -> prompt tokens -> model worker -> shaped 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import typing
 import threading
@@ -185,6 +186,13 @@ class CompletionService:
                 raise error
             raise ModelNotAvailable(f"The model failed to load: {error}")
         return self.worker.backend
+
+    async def until_loaded(self, timeout: float) -> None:
+        """Wait (without blocking the event loop) until the model loaded or failed, at most `timeout` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.worker.loaded.is_set() and loop.time() < deadline:
+            await asyncio.sleep(0.005)
 
     @property
     def backend(self) -> DecodeBackend | None:

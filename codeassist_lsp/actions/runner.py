@@ -188,6 +188,10 @@ class ActionRunner:
         tokens = prompt_tokens(backend, prompt)
         request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=max_tokens, kind="generation",
                                     stop=prompt.stop, stop_check=stop_check, sampling=sampling, want_logprobs=True)
+        return await self._run(request)
+
+    async def _run(self, request: GenerationRequest) -> GenerationResult:
+        """One job on the model worker; cancelling the awaiting task cancels the job."""
         job = self.service.worker.submit(request)
         self.stats["action_model_jobs"] = self.stats.get("action_model_jobs", 0) + 1
         try:
@@ -203,15 +207,8 @@ class ActionRunner:
         scored_tokens = backend.tokenize(scored, add_bos=False)[:REVIEW_MAX_TOKENS]
         if not scored_tokens:
             return None
-        request = GenerationRequest(prompt_tokens=tuple(context_tokens + scored_tokens), max_tokens=0,
-                                    kind="generation", score_tokens=len(scored_tokens))
-        job = self.service.worker.submit(request)
-        self.stats["action_model_jobs"] = self.stats.get("action_model_jobs", 0) + 1
-        try:
-            result = await asyncio.wrap_future(job.future)
-        except asyncio.CancelledError:
-            job.cancel("client cancelled the request")
-            raise
+        result = await self._run(GenerationRequest(prompt_tokens=tuple(context_tokens + scored_tokens), max_tokens=0,
+                                                   kind="generation", score_tokens=len(scored_tokens)))
         logprobs = result.token_logprobs
         return sum(logprobs) / len(logprobs) if logprobs and result.finish_reason != "cancelled" else None
 

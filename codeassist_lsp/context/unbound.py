@@ -60,8 +60,6 @@ def _new_line_indent(lines: list[str], row: int) -> str:
     return ""
 
 
-
-
 def _bound_anywhere(name: str, text: str) -> bool:
     """Whether the document binds `name` outside the parsed function (a definition, an import, an
     alias, an assignment at the start of a line, a loop target, a global): only the lines that
@@ -92,7 +90,12 @@ def first_unbound_name_below(text: str, offset: int, language: Language | None) 
         return None
     lines = text.split("\n")
     row = text.count("\n", 0, offset)
-    indent = len(_new_line_indent(lines, row))
+    return _first_unbound(text, offset, lines, row, _new_line_indent(lines, row), language)
+
+
+def _first_unbound(text: str, offset: int, lines: list[str], row: int, new_indent: str,
+                   language: Language) -> str | None:
+    indent = len(new_indent)
     last = row
     for number in range(row + 1, min(len(lines), row + 1 + _LOOKAHEAD_LINES)):
         if lines[number].strip() and _indent_width(lines[number]) < indent:
@@ -145,20 +148,25 @@ def definition_start(text: str, offset: int, language: Language | None) -> str |
     """How a new line at the cursor that defines the first unbound name below should start, or None.
 
     `for NAME in` when the code after the cursor is indented deeper than the new line (the new
-    line opens its block), else `NAME =` (`NAME = []` or `NAME = set()` when the code below
-    appends or adds to it: an open bracket let the model run past the line); the model writes the rest. `NAME =` and not `NAME`: the model would otherwise extend
-    the identifier (`squared` -> `squared_lst`).
+    line opens its block), else `NAME =`, or `NAME = []` / `NAME = set()` when the code below
+    appends or adds to it (an open bracket let the model run past the line); the model writes the
+    rest. `NAME =` and not `NAME`: the model would otherwise extend the identifier
+    (`squared` -> `squared_lst`).
     """
-    name = first_unbound_name_below(text, offset, language)
-    if name is None:
+    if language is None or language.name != "python":
         return None
     lines = text.split("\n")
     row = text.count("\n", 0, offset)
-    indent = len(_new_line_indent(lines, row))
+    new_indent = _new_line_indent(lines, row)
+    name = _first_unbound(text, offset, lines, row, new_indent, language)
+    if name is None:
+        return None
     rest_of_line = text[offset:].split("\n", 1)[0]
     following = lines[row] if rest_of_line.strip() else next((line for line in lines[row + 1:] if line.strip()), "")
-    deeper = _indent_width(following) > indent
-    start = f"for {name} in" if deeper else f"{name} = {_initial_value(name, text[offset:])}".rstrip()
-    before = text[text.rfind("\n", 0, offset) + 1:offset]
+    if _indent_width(following) > len(new_indent):
+        start = f"for {name} in"
+    else:
+        below = "\n".join(lines[row:row + 1 + _LOOKAHEAD_LINES])
+        start = f"{name} = {_initial_value(name, below)}".rstrip()
     # At column 0 the new line needs its indentation; after typed indentation it has it.
-    return start if before else _new_line_indent(lines, row) + start
+    return start if text[text.rfind("\n", 0, offset) + 1:offset] else new_indent + start

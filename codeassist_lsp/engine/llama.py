@@ -329,6 +329,15 @@ class LlamaBackend:
         """The tokens currently held in the KV cache."""
         return tuple(self._cached)
 
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        """How many leading tokens of `tokens` the KV cache already holds."""
+        common = 0
+        for cached, wanted in zip(self._cached, tokens):
+            if cached != wanted:
+                break
+            common += 1
+        return common
+
     def _truncate_cache(self, keep: int) -> int:
         """Drop cached positions >= keep; fall back to clearing when the cache cannot roll back."""
         if keep >= len(self._cached):
@@ -384,11 +393,7 @@ class LlamaBackend:
 
     def _sync_cache(self, tokens: list[int], cancel: CancelFlag) -> bool:
         """Make the KV cache hold exactly `tokens` (prefix reuse); False when cancelled meanwhile."""
-        common = 0
-        for cached, wanted in zip(self._cached, tokens):
-            if cached != wanted:
-                break
-            common += 1
+        common = self._cached_prefix(tokens)
         keep = self._truncate_cache(common)
         pending = tokens[keep:]
         while pending:
@@ -404,11 +409,7 @@ class LlamaBackend:
             return []
         # Tokens the cache lacks (the target's correction, the last accepted guess) go in one
         # decode; the last history token is evaluated again when fully cached: its logits are needed.
-        common = 0
-        for cached, wanted in zip(self._cached, history):
-            if cached != wanted:
-                break
-            common += 1
+        common = self._cached_prefix(history)
         pending = history[self._truncate_cache(min(common, len(history) - 1)):]
         while len(pending) > PROMPT_CHUNK:
             if cancel.is_set:
@@ -540,11 +541,7 @@ class LlamaBackend:
         # which uses (and clears) the KV cache.
         drafter = self._drafter(request, cancel) if request.max_tokens > 0 else None
 
-        common = 0
-        for cached, wanted in zip(self._cached, prompt):
-            if cached != wanted:
-                break
-            common += 1
+        common = self._cached_prefix(prompt)
         if request.max_tokens > 0 and common == len(prompt):
             common -= 1  # the last prompt token must be evaluated again to get its logits
         keep = self._truncate_cache(common)
@@ -673,10 +670,7 @@ class LlamaBackend:
             result.finish_reason = "empty"
             return result
         head, tail = prompt[:-count - 1], prompt[-count - 1:]
-        for cached, wanted in zip(self._cached, head):
-            if cached != wanted:
-                break
-            result.reused_tokens += 1
+        result.reused_tokens = self._cached_prefix(head)
         if not self._sync_cache(head, cancel):
             result.finish_reason = "cancelled"
             return result

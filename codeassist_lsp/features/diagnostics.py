@@ -93,10 +93,7 @@ class DiagnosticsPublisher:
         service = self.server.service
         if service is None or service.worker.loaded.is_set():
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + MODEL_LOAD_WAIT_SECONDS
-        while not service.worker.loaded.is_set() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await service.until_loaded(MODEL_LOAD_WAIT_SECONDS)
         await asyncio.sleep(AFTER_LOAD_DELAY_SECONDS)
 
     async def _scan(self, uri: str) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from codeassist_lsp.errors import Cancelled, CodeassistError
-from codeassist_lsp.service import CompletionService, Suggestion
+from codeassist_lsp.service import Suggestion
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -31,12 +31,6 @@ def _inside(text: str, lines: Sequence[str], position: types.Position) -> bool:
 MODEL_WAIT_S = 5.0
 
 
-async def _wait_for_model(service: CompletionService) -> None:
-    deadline = asyncio.get_running_loop().time() + MODEL_WAIT_S
-    while not service.worker.loaded.is_set() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
-
-
 async def suggest_at(server: CodeassistServer, uri: str, position: types.Position) -> Suggestion | None:
     """Run the pipeline for a cursor; None for nothing to show (never raises for expected cases)."""
     server.stats["requests"] += 1
@@ -46,7 +40,7 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     if service is None or not options.enabled or document.language_id in options.disabled_languages:
         return None
     if not service.worker.loaded.is_set():
-        await _wait_for_model(service)
+        await service.until_loaded(MODEL_WAIT_S)
     if not service.worker.loaded.is_set() or service.backend is None:
         server.stats["unavailable"] += 1
         if service.worker.load_error is not None and isinstance(service.worker.load_error, CodeassistError):
