@@ -17,8 +17,11 @@ Models:
     only ~5x bigger in memory, which is what a big memory-bound target looks like to the decode loop)
     as target, with SmolLM2 Q4_0 (re-quantized down from Q4_1) as draft: a same-vocabulary pair made
     here with llama.cpp's quantize API, into the user cache dir;
-  - Gemma-3-270M Q4_K_M (default model) with prompt lookup forced on (its 'auto' mode does not
-    speculate: batched logits differ from one-token logits there, see LlamaBackend.batch_invariant).
+  - Gemma-3-270M Q4_K_M (default model).
+Mode 'auto' is the product default: it speculates (prompt lookup, or the draft model when one is
+attached) only with verification batches no larger than the model's measured exact batch size
+(LlamaBackend.exact_batch_limit); 'prompt-lookup' / 'draft-model' force it with batches up to
+--max-draft guesses.
 Part 2 (cache): a typing replay (as benchmarks/typing_replay.py builds prompts) through
 CompletionService in process with the default model: how many keystrokes made while a suggestion
 was showing are answered by typed-ahead reuse or the cache, hit latency p50/p99; then the same
@@ -231,10 +234,13 @@ def speculation_part(files: dict[str, Path], chars: int, max_tokens: int, rounds
     rows: list[dict[str, Any]] = []
 
     def measure(label: str, backend: Any, modes: list[str]) -> None:
+        limit = backend.exact_batch_limit()
+        print(f"  {label}: verification batches of up to {limit} tokens are exact", flush=True)
         for workload, prompts in workloads.items():
             load = load_avg()
             for row in interleaved(backend, prompts, ["off", *modes], max_tokens, rounds):
-                rows.append({"model": label, "workload": workload, "load_at_start": load, **row})
+                rows.append({"model": label, "workload": workload, "load_at_start": load,
+                             "exact_batch_limit": limit, **row})
                 print(f"  {label} {workload} {row['mode']}: {row['tokens_per_s']} tok/s, {row['speedup']}x "
                       f"{row['speedup_rounds']}, acceptance {row['acceptance']}, identical "
                       f"{row['prompts_identical']}/{row['prompts']} (load {load_avg()})", flush=True)
@@ -245,9 +251,9 @@ def speculation_part(files: dict[str, Path], chars: int, max_tokens: int, rounds
     full.model = settings
     full.draft.path = str(files["SmolLM2-135M Q4_0"])
     attach_draft_model(target, full)
-    measure("SmolLM2-135M F32 (draft: Q4_0)", target, ["prompt-lookup", "draft-model"])
-    measure("SmolLM2-135M Q4_1", LlamaBackend(files["SmolLM2-135M Q4_1"], settings), ["prompt-lookup"])
-    measure("Gemma-3-270M Q4_K_M", LlamaBackend(files["Gemma-3-270M Q4_K_M"], settings), ["prompt-lookup"])
+    measure("SmolLM2-135M F32 (draft: Q4_0)", target, ["auto", "prompt-lookup", "draft-model"])
+    measure("SmolLM2-135M Q4_1", LlamaBackend(files["SmolLM2-135M Q4_1"], settings), ["auto", "prompt-lookup"])
+    measure("Gemma-3-270M Q4_K_M", LlamaBackend(files["Gemma-3-270M Q4_K_M"], settings), ["auto", "prompt-lookup"])
     return rows
 
 
@@ -356,14 +362,15 @@ def main() -> int:
 
     print(f"load before {report['machine']['load_before']}")
     if "speculation" in report:
-        print("| model | workload | mode | tok/s | speed-up (rounds) | acceptance | identical to plain | load |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| model | workload | mode | tok/s | speed-up (rounds) | acceptance | identical to plain | "
+              "exact batch | load |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for row in report["speculation"]:
             identical = "yes" if row["identical_to_plain"] else f"{row['prompts_identical']}/{row['prompts']}"
             print(f"| {row['model']} | {row['workload']} | {row['mode']} | {row['tokens_per_s']} | "
                   f"{row['speedup']}x {row['speedup_rounds']} | "
                   f"{row['acceptance'] if row['acceptance'] is not None else '-'} | {identical} | "
-                  f"{row['load_at_start'][0]} |")
+                  f"{row['exact_batch_limit']} | {row['load_at_start'][0]} |")
     if "cache" in report:
         print("| replay pass | keystrokes | while showing | reused while showing | hit p50 ms | hit p99 ms | "
               "model p50 ms |")

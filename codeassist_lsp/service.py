@@ -128,7 +128,7 @@ def make_backend(settings: Settings) -> DecodeBackend:
 
 
 def _probe_exactness_once(backend: LlamaBackend, settings: Settings) -> None:
-    """Run the speculation exactness probe at load, once per model and build (~1 s of cold start)."""
+    """Run the speculation exactness probe at load, once per model and build (~2 s, first start only)."""
     import json
 
     import llama_cpp
@@ -137,15 +137,16 @@ def _probe_exactness_once(backend: LlamaBackend, settings: Settings) -> None:
     from codeassist_lsp.engine.models import cache_dir
 
     record = cache_dir() / "exactness-probes.json"
-    key = f"{backend.model_id}|llama-cpp-python {llama_cpp.__version__}|{effective_threads(settings.model)} threads"
+    key = (f"{backend.model_id}|llama-cpp-python {llama_cpp.__version__}|{effective_threads(settings.model)} threads"
+           f"|gpu layers {backend.gpu_layers}|exact batch")
     try:
         known = json.loads(record.read_text())
     except (OSError, ValueError):
         known = {}
-    if isinstance(known.get(key), bool):
-        backend._batch_invariant = known[key]
+    if isinstance(known.get(key), int) and known[key] >= 1:
+        backend._exact_limit = known[key]
         return
-    known[key] = backend.batch_invariant()  # at load, not on the first keystroke
+    known[key] = backend.exact_batch_limit()  # at load, not on the first keystroke
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(known, indent=1))

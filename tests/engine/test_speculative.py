@@ -24,11 +24,7 @@ STDLIB = Path(__import__("json").__file__).parents[1]
 
 
 def _code_prompts(chars: int = 400) -> list[str]:
-    """Real code cut just after a function signature: the model writes the body.
-
-    Short (~120 tokens + 64 generated): below ~256 cached tokens this llama.cpp build's one-query
-    and batched attention kernels agree bit for bit, so greedy output must be identical there.
-    """
+    """Real code cut just after a function signature: the model writes the body."""
     prompts = []
     for name, marker in (("json/encoder.py", "    def iterencode"), ("textwrap.py", "    def _split_chunks"),
                          ("json/decoder.py", "def JSONArray")):
@@ -46,7 +42,7 @@ class _AlwaysSpeculate(AdaptiveDraftLength):
         super().__init__()
         self.pause = 0
 
-    def record_batch(self, ms: float, emitted: int) -> None:
+    def record_batch(self, ms: float, emitted: int, drafted: int = 0) -> None:
         pass
 
 
@@ -101,6 +97,25 @@ def test_speculation_pauses_while_batches_cost_more_per_token_than_plain_decodin
     assert plain_decodes_until_it_speculates() == 8
     pacer.record_batch(12.0, emitted=4)  # paying again: it keeps speculating
     assert pacer.speculate
+
+
+def test_the_guess_count_with_the_most_tokens_per_millisecond_is_used() -> None:
+    pacer = AdaptiveDraftLength(minimum=1, maximum=6, start=6)
+    # Every count is tried once, the largest first.
+    tried = []
+    for _ in range(6):
+        count = pacer.guesses(6)
+        tried.append(count)
+        pacer.update(count, count)
+        pacer.record_batch({1: 27, 2: 44, 3: 39, 4: 55, 5: 48, 6: 68}[count], count + 1, count)
+    assert tried == [6, 5, 4, 3, 2, 1]
+    # Gemma 3's measured costs on 2 cores: 6 tokens verified in 48 ms beat 7 in 68 ms.
+    assert pacer.guesses(6) == 5
+    assert pacer.guesses(4) == 3  # within a lower limit: 4 tokens in 39 ms beat 5 in 55 ms
+    # With most guesses rejected, a short batch is expected to emit as many tokens, for less.
+    for _ in range(8):
+        pacer.update(5, 0)
+    assert pacer.guesses(6) == 1
 
 
 def test_draft_length_grows_on_full_acceptance_and_shrinks_on_rejection() -> None:
@@ -176,17 +191,65 @@ def test_sampled_requests_do_not_speculate(smollm2: LlamaBackend) -> None:
     assert result.generated_tokens > 0 and smollm2.last_speculation.batches == 0
 
 
-# -- where batched logits differ from one-token logits, 'auto' must not speculate --------------
+# -- the embedded model: 'auto' speculates within the batch size measured to be exact ---------
+
+class _RecordBatchSizes(_AlwaysSpeculate):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def update(self, drafted: int, accepted: int) -> None:
+        self.sizes.append(drafted + 1)
+        super().update(drafted, accepted)
+
 
 @pytest.mark.model
-def test_auto_mode_does_not_speculate_where_it_would_change_the_output(backend: LlamaBackend) -> None:
-    prompt = _code_prompts(3000)[0]
-    # The first 'auto' request runs the exactness probe; it must not disturb that request.
-    auto = _run(backend, prompt, "auto", max_tokens=24)
-    assert backend.last_speculation.batches == 0
-    assert not backend.batch_invariant()  # Gemma 3 on a CPU build (see LlamaBackend.batch_invariant)
-    plain = _run(backend, prompt, "off", max_tokens=24)
-    assert auto.text == plain.text
+def test_auto_mode_speculates_on_the_embedded_model_with_identical_output(backend: LlamaBackend) -> None:
+    # Long prompts (~900 tokens, beyond the 512 cached keys where llama.cpp's CPU attention would
+    # change kernels) and a copy-edit, where prompt lookup guesses most tokens.
+    prompts = [*_code_prompts(3000), _rename_prompt()]
+    limit = backend.exact_batch_limit()
+    assert limit >= 2  # the batch-invariant attention layout (see _use_batch_invariant_attention)
+    accepted = 0
+    for prompt in prompts:
+        plain = _run(backend, prompt, "off")
+        backend.speculation = SpeculationSettings(mode="auto")
+        backend._truncate_cache(0)
+        pacer = backend._draft_length = _RecordBatchSizes()
+        fast = backend.run(GenerationRequest(prompt_tokens=tuple(backend.tokenize(prompt, add_bos=True)),
+                                             max_tokens=64), CancelFlag())
+        assert fast.text == plain.text and fast.generated_tokens == plain.generated_tokens
+        assert max(pacer.sizes, default=0) <= limit  # never a batch larger than the exact ones
+        accepted += backend.last_speculation.accepted
+    assert accepted > 0  # speculation really ran
+
+
+def _rename_prompt() -> str:
+    source = (STDLIB / "textwrap.py").read_text()
+    start = source.index("def dedent")
+    function = source[start:source.index("\n\n\n", start)]
+    return f"{function}\n\n\n# The same as dedent, renamed:\n{function.splitlines()[0].replace('dedent', 'dedent_lines')}\n"
+
+
+@pytest.mark.model
+def test_auto_mode_does_not_speculate_where_batches_would_change_the_output(
+        model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codeassist_lsp.engine.llama as llama
+
+    # llama.cpp's own attention layout (K and V in F16): one-token decoding beyond 512 keys splits
+    # the keys across threads, batches do not, so their logits differ and the probe must say so.
+    monkeypatch.setattr(llama, "_use_batch_invariant_attention", lambda lib, params: None)
+    default_layout = LlamaBackend(model_path, ModelSettings(context_size=2048), stop=("<eos>",))
+    try:
+        prompt = _code_prompts(3000)[0]
+        # The first 'auto' request runs the exactness probe; it must not disturb that request.
+        auto = _run(default_layout, prompt, "auto", max_tokens=24)
+        assert default_layout.exact_batch_limit() == 1
+        assert default_layout.last_speculation.batches == 0
+        plain = _run(default_layout, prompt, "off", max_tokens=24)
+        assert auto.text == plain.text
+    finally:
+        default_layout.close()
 
 
 # -- a same-vocabulary pair made here: SmolLM2 Q4_1 (target) and its Q4_0 re-quantization (draft) --
