@@ -230,9 +230,12 @@ def main() -> None:
     parser.add_argument("--candidates", type=Path, default=None,
                         help="append every HumanEval candidate (text, scores, test result) to this JSONL file")
     parser.add_argument("--temperature", type=float, default=0.0, help="of the sampled candidates (0: the setting)")
+    parser.add_argument("--speculation", default="auto", choices=["auto", "prompt-lookup", "draft-model", "off"],
+                        help="speculation.mode (auto: the product default)")
     args = parser.parse_args()
     settings = Settings()
     settings.model.threads = args.threads
+    settings.speculation.mode = args.speculation
     if args.max_tokens:
         settings.actions.max_tokens = args.max_tokens
     if args.temperature:
@@ -245,7 +248,7 @@ def main() -> None:
         "model": service.backend.model_id if service.backend else None, "machine": platform.machine(),
         "cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load],
         "settings": {"best_of_n": settings.actions.best_of_n, "max_tokens": settings.actions.max_tokens,
-                     "temperature": settings.actions.temperature},
+                     "temperature": settings.actions.temperature, "speculation": settings.speculation.mode},
     }
     try:
         if not args.skip_latency:

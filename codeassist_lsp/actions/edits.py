@@ -183,15 +183,25 @@ def format_doc(lines: list[str], style: DocStyle, indent: str, language: Languag
 
 
 def prose_stop(text: str) -> int | None:
-    """Stop prose when a complete line repeats an earlier one (small models loop)."""
-    lines = text.split("\n")
+    """Stop prose when a complete line repeats an earlier one (small models loop) or after two
+    blank lines following text: the answer is over (whitespace-only lines count as blank; the
+    prompt's "\n\n\n" stop misses "\n    \n    \n", which Gemma 3 can repeat until the token limit)."""
     seen: set[str] = set()
     offset = 0
-    for line in lines[:-1]:
+    blanks, blank_start, wrote = 0, 0, False
+    for line in text.split("\n")[:-1]:
         key = line.strip()
-        if key and key in seen:
-            return max(offset - 1, 0)
-        seen.add(key)
+        if not key:
+            if wrote:
+                blank_start = offset if blanks == 0 else blank_start
+                blanks += 1
+                if blanks >= 2:
+                    return max(blank_start - 1, 0)
+        else:
+            if key in seen:
+                return max(offset - 1, 0)
+            seen.add(key)
+            blanks, wrote = 0, True
         offset += len(line) + 1
     return None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codeassist_lsp.actions.edits import python_defects
+from codeassist_lsp.actions.edits import prose_stop, python_defects
 from codeassist_lsp.actions.runner import clean_sentence, structural_summary
 from codeassist_lsp.actions.targets import HoverTarget
 
@@ -29,3 +29,11 @@ def test_structural_summary_is_labelled_and_has_signature_and_docstring() -> Non
     target = HoverTarget("definition", "f", 0, 10, 'def f(x):\n    """Add one to x."""\n    return x + 1')
     summary = structural_summary(target, "python")
     assert summary.startswith("*Structural summary") and "def f(x):" in summary and "Add one to x." in summary
+
+
+def test_prose_stops_at_a_repeated_line_or_after_two_blank_lines() -> None:
+    assert prose_stop("It adds.\nIt sums.\nIt adds.\n") == len("It adds.\nIt sums.")
+    # Whitespace-only lines are blank: the explanation ends after its text.
+    looping = "\n    returns the sequence.\n    \n    \n    \n"
+    assert looping[:prose_stop(looping)] == "\n    returns the sequence."
+    assert prose_stop("\n\nIt adds.\n\nIt also sums.\n") is None  # one blank line between paragraphs
