@@ -7,10 +7,12 @@ Part 1 (speculation): greedy generation on real Python stdlib code under no spec
 lookup / a draft model, interleaved per prompt (off, lookup, draft, off, ...) for several rounds, so
 every ratio compares runs made under the same machine load; tokens/s, speed-up (median over rounds
 of the per-round ratio), acceptance, and whether the output is token-for-token what plain decoding
-produced. Two workloads:
+produced. Three workloads:
   - function: write a whole function body after its signature (400 chars of code before it);
   - rewrite: a real function is shown, then its signature again under a new name (a copy-edit /
-    refactor): the new body largely repeats the old one, which is where prompt lookup shines.
+    refactor): the new body largely repeats the old one, which is where prompt lookup shines;
+  - typing: the exact prompts the completion service builds during a typing replay (every 6th
+    keystroke, 2 files x 120 characters), suggestion-sized generations (completion.maxTokens).
 Models:
   - SmolLM2-135M Q4_1 (registry) alone;
   - SmolLM2-135M F32 (re-quantized *up* from the Q4_1 file, so it knows nothing more than it; it is
@@ -86,7 +88,35 @@ def rewrite_prompts() -> list[str]:
     return prompts
 
 
-def generate_one(backend: Any, prompt: str, mode: str, max_tokens: int) -> dict[str, Any]:
+def typing_prompts(files: int, chars: int, every: int) -> tuple[Any, list[tuple[int, ...]]]:
+    """(service, prompts): the default model's service and the exact prompt tokens it builds for
+    every `every`-th keystroke of a typing replay (as typing_replay.py types: end of a line)."""
+    from typing_replay import pick_files
+
+    from codeassist_lsp.config import Settings
+    from codeassist_lsp.service import CompletionService
+
+    settings = Settings()
+    settings.cache.enabled = False
+    service = CompletionService(settings)
+    service.wait_until_loaded()
+    prompts = []
+    for path, language_id, start_line in pick_files(files):
+        source = path.read_text(encoding="utf-8")
+        start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
+        rest = source.find("\n", start + chars)
+        text = source[:start] + (source[rest:] if rest >= 0 else "")
+        offset = start
+        for index, char in enumerate(source[start:start + chars]):
+            text = text[:offset] + char + text[offset:]
+            offset += 1
+            prepared = service.prepare(text, offset, path=path.name, language_id=language_id)
+            if index % every == every - 1 and prepared.request is not None and prepared.request.prompt_tokens:
+                prompts.append(prepared.request.prompt_tokens)
+    return service, prompts
+
+
+def generate_one(backend: Any, prompt: str | tuple[int, ...], mode: str, max_tokens: int) -> dict[str, Any]:
     """Greedy generation of one prompt under one speculation mode (prompt evaluated first, untimed)."""
     from codeassist_lsp.config import SpeculationSettings
     from codeassist_lsp.engine.base import CancelFlag, GenerationRequest
@@ -96,7 +126,7 @@ def generate_one(backend: Any, prompt: str, mode: str, max_tokens: int) -> dict[
     backend.speculation = SpeculationSettings(mode=mode, max_draft_tokens=MAX_DRAFT)
     # Each mode keeps its own k and pacing (as a backend used in one mode would), across prompts.
     backend._draft_length = PACERS.setdefault((id(backend), mode), AdaptiveDraftLength(1, MAX_DRAFT))
-    ids = tuple(backend.tokenize(prompt, add_bos=True))
+    ids = tuple(backend.tokenize(prompt, add_bos=True)) if isinstance(prompt, str) else prompt
     backend._truncate_cache(0)
     backend.run(GenerationRequest(prompt_tokens=ids, max_tokens=0), CancelFlag())
     result = backend.run(GenerationRequest(prompt_tokens=ids, max_tokens=max_tokens), CancelFlag())
@@ -105,7 +135,7 @@ def generate_one(backend: Any, prompt: str, mode: str, max_tokens: int) -> dict[
             "drafted": stats.drafted, "accepted": stats.accepted, "batches": stats.batches}
 
 
-def interleaved(backend: Any, prompts: list[str], modes: list[str], max_tokens: int,
+def interleaved(backend: Any, prompts: list[Any], modes: list[str], max_tokens: int,
                 rounds: int) -> list[dict[str, Any]]:
     """Every mode on every prompt, interleaved (off, lookup, draft per prompt), `rounds` times.
 
@@ -254,6 +284,16 @@ def speculation_part(files: dict[str, Path], chars: int, max_tokens: int, rounds
     measure("SmolLM2-135M F32 (draft: Q4_0)", target, ["auto", "prompt-lookup", "draft-model"])
     measure("SmolLM2-135M Q4_1", LlamaBackend(files["SmolLM2-135M Q4_1"], settings), ["auto", "prompt-lookup"])
     measure("Gemma-3-270M Q4_K_M", LlamaBackend(files["Gemma-3-270M Q4_K_M"], settings), ["auto", "prompt-lookup"])
+
+    # Inline completions: the service's own prompts during a typing replay, suggestion-sized generations.
+    service, prompts = typing_prompts(files=2, chars=120, every=6)
+    load = load_avg()
+    for row in interleaved(service.backend, prompts, ["off", "auto"], service.settings.completion.max_tokens, rounds):
+        rows.append({"model": "Gemma-3-270M Q4_K_M (service)", "workload": f"typing ({len(prompts)} prompts)",
+                     "load_at_start": load, "exact_batch_limit": service.backend.exact_batch_limit(), **row})
+        print(f"  typing {row['mode']}: {row['tokens_per_s']} tok/s, {row['speedup']}x, acceptance "
+              f"{row['acceptance']}, identical {row['prompts_identical']}/{row['prompts']}", flush=True)
+    service.close()
     return rows
 
 
