@@ -106,7 +106,8 @@ def _use_batch_invariant_attention(lib, params) -> None:  # type: ignore[no-unty
     shape: one query over >= 512 keys splits the keys across threads, batches of >= 8 queries are
     tiled, and each sums in its own order. With K in Q8_0 and V in F16 every decode takes the
     one per-query kernel, so verification batches reproduce one-token decoding bit for bit
-    (measured: batches of up to 7 tokens for Gemma 3, 12 for SmolLM2, 40 to 3,000 cached tokens);
+    (measured: batches of up to 7 tokens for Gemma 3, every size tried (up to 64) for SmolLM2, 40
+    to 3,000 cached tokens);
     that is what lets speculative decoding run by default. Measured cost: prompt evaluation 7%
     slower for Gemma 3, 23% for SmolLM2; one-token decoding unchanged; the K cache half the size.
     """
@@ -115,7 +116,7 @@ def _use_batch_invariant_attention(lib, params) -> None:  # type: ignore[no-unty
     params.type_v = lib.GGML_TYPE_F16
 
 
-def _context_params(lib, settings: ModelSettings):  # type: ignore[no-untyped-def]
+def _context_params(lib, settings: ModelSettings, *, batch_invariant: bool = True):  # type: ignore[no-untyped-def]
     """llama.cpp context parameters for these model settings."""
     params = lib.llama_context_default_params()
     params.n_ctx = settings.context_size
@@ -126,9 +127,22 @@ def _context_params(lib, settings: ModelSettings):  # type: ignore[no-untyped-de
     params.no_perf = True
     # Sliding-window models (Gemma 3) can only roll the cache back with a full-size SWA cache.
     params.swa_full = True
-    if resolve_gpu_layers(settings.gpu_layers) == 0:
+    if batch_invariant and resolve_gpu_layers(settings.gpu_layers) == 0:
         _use_batch_invariant_attention(lib, params)
     return params
+
+
+def _create_context(lib, model, settings: ModelSettings):  # type: ignore[no-untyped-def]
+    """(context, its parameters); llama.cpp's default attention layout when the batch-invariant one fails."""
+    params = _context_params(lib, settings)
+    ctx = lib.llama_init_from_model(model, params)
+    if not ctx and resolve_gpu_layers(settings.gpu_layers) == 0:
+        # e.g. a model whose attention llama.cpp cannot run with flash attention on this CPU
+        log.warning("llama.cpp refused the batch-invariant cache layout (K Q8_0, V F16, flash attention); "
+                    "using its default layout: speculation in mode 'auto' will measure itself off")
+        params = _context_params(lib, settings, batch_invariant=False)
+        ctx = lib.llama_init_from_model(model, params)
+    return ctx, params
 
 
 def _preload_key(path: Path, settings: ModelSettings) -> tuple[object, ...]:
@@ -165,7 +179,7 @@ class _Preload:
             lib.llama_backend_init()
             model = lib.llama_model_load_from_file(str(self.path).encode(), _model_params(lib, self.settings))
             if model:
-                ctx = lib.llama_init_from_model(model, _context_params(lib, self.settings))
+                ctx, _params = _create_context(lib, model, self.settings)
             if ctx:
                 # One decode allocates the compute buffers the first completion would wait for.
                 bos = lib.llama_vocab_bos(lib.llama_model_get_vocab(model))
@@ -262,8 +276,8 @@ class LlamaBackend:
         self.n_vocab = lib.llama_vocab_n_tokens(self._vocab)
         self.n_layers = lib.llama_model_n_layer(model) if hasattr(lib, "llama_model_n_layer") else -1
 
-        ctx_params = _context_params(lib, settings)
-        ctx = ctx or lib.llama_init_from_model(model, ctx_params)
+        if not ctx:
+            ctx, _params = _create_context(lib, model, settings)
         if not ctx:
             lib.llama_model_free(model)
             raise EngineError(f"llama.cpp could not create a context of {settings.context_size} tokens.")
@@ -288,7 +302,7 @@ class LlamaBackend:
         self._batch = None
         self._exact_limit: int | None = None  # measured on first use (see exact_batch_limit)
         self.load_ms = (time.perf_counter() - started) * 1000
-        self._log_offload(path.name, ctx_params.n_threads)
+        self._log_offload(path.name, effective_threads(settings))
 
     def _log_offload(self, name: str, threads: int) -> None:
         """One clear line of where the model runs."""

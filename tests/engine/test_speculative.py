@@ -288,3 +288,27 @@ def test_a_draft_with_another_vocabulary_is_refused(backend: LlamaBackend, smoll
     settings.draft.path = str(smollm2_path)
     with pytest.raises(VocabularyMismatch, match="vocabulary sizes differ"):
         attach_draft_model(backend, settings)
+
+
+@pytest.mark.model
+def test_a_refused_batch_invariant_layout_falls_back_to_the_default_one(
+        model_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import llama_cpp
+
+    import codeassist_lsp.engine.llama as llama
+
+    real_init = llama_cpp.llama_init_from_model
+
+    def refuse_flash_attention(model, params):  # type: ignore[no-untyped-def]
+        # What llama.cpp does for a model whose attention it cannot run with flash attention.
+        return None if params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED else real_init(model, params)
+
+    monkeypatch.setattr(llama_cpp, "llama_init_from_model", refuse_flash_attention)
+    with caplog.at_level("WARNING"):
+        fallback = LlamaBackend(model_path, ModelSettings(context_size=1024), stop=("<eos>",))
+    try:
+        assert "refused the batch-invariant cache layout" in caplog.text
+        result = _run(fallback, "def add(a, b):\n    return ", "auto", max_tokens=8)
+        assert result.generated_tokens > 0  # the model still completes
+    finally:
+        fallback.close()
