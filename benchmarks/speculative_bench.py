@@ -40,6 +40,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,29 @@ def rewrite_prompts() -> list[str]:
     return prompts
 
 
-def typing_prompts(files: int, chars: int, every: int) -> tuple[Any, list[tuple[int, ...]]]:
-    """(service, prompts): the default model's service and the exact prompt tokens it builds for
-    every `every`-th keystroke of a typing replay (as typing_replay.py types: end of a line)."""
+def keystrokes(files: int, chars: int) -> Iterator[tuple[str, str, str, int, int]]:
+    """(file name, languageId, text, cursor offset, index) of a typing replay: index -1 is the file
+    before typing, then one per typed character (as typing_replay.py types: at the end of a line)."""
     from typing_replay import pick_files
 
+    for path, language_id, start_line in pick_files(files):
+        source = path.read_text(encoding="utf-8")
+        start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
+        # What follows the cursor is the next line onwards: the user is writing this code, so the
+        # cursor is at the end of its line (mid-line positions are gated off).
+        rest = source.find("\n", start + chars)
+        text = source[:start] + (source[rest:] if rest >= 0 else "")
+        offset = start
+        yield path.name, language_id, text, offset, -1
+        for index, char in enumerate(source[start:start + chars]):
+            text = text[:offset] + char + text[offset:]
+            offset += 1
+            yield path.name, language_id, text, offset, index
+
+
+def typing_prompts(files: int, chars: int, every: int) -> tuple[Any, list[tuple[int, ...]]]:
+    """(service, prompts): the default model's service and the exact prompt tokens it builds for
+    every `every`-th keystroke of a typing replay."""
     from codeassist_lsp.config import Settings
     from codeassist_lsp.service import CompletionService
 
@@ -101,18 +120,12 @@ def typing_prompts(files: int, chars: int, every: int) -> tuple[Any, list[tuple[
     service = CompletionService(settings)
     service.wait_until_loaded()
     prompts = []
-    for path, language_id, start_line in pick_files(files):
-        source = path.read_text(encoding="utf-8")
-        start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
-        rest = source.find("\n", start + chars)
-        text = source[:start] + (source[rest:] if rest >= 0 else "")
-        offset = start
-        for index, char in enumerate(source[start:start + chars]):
-            text = text[:offset] + char + text[offset:]
-            offset += 1
-            prepared = service.prepare(text, offset, path=path.name, language_id=language_id)
-            if index % every == every - 1 and prepared.request is not None and prepared.request.prompt_tokens:
-                prompts.append(prepared.request.prompt_tokens)
+    for name, language_id, text, offset, index in keystrokes(files, chars):
+        if index < 0:
+            continue
+        prepared = service.prepare(text, offset, path=name, language_id=language_id)
+        if index % every == every - 1 and prepared.request is not None and prepared.request.prompt_tokens:
+            prompts.append(prepared.request.prompt_tokens)
     return service, prompts
 
 
@@ -299,8 +312,6 @@ def speculation_part(files: dict[str, Path], chars: int, max_tokens: int, rounds
 
 def cache_part(files: int, chars: int) -> dict[str, Any]:
     """Part 2: typing replay through the service; typed-ahead/cache answers while a suggestion shows."""
-    from typing_replay import pick_files
-
     from codeassist_lsp.config import Settings
     from codeassist_lsp.service import CompletionService
 
@@ -314,30 +325,21 @@ def cache_part(files: int, chars: int) -> dict[str, Any]:
         service = CompletionService(settings)
         service.wait_until_loaded()
         records = []
-        for path, language_id, start_line in pick_files(files):
-            source = path.read_text(encoding="utf-8")
-            start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
-            typed = source[start:start + chars]
-            # What follows the cursor is the next line onwards: the user is writing this code, so the
-            # cursor is at the end of its line (mid-line positions are gated off).
-            rest = source.find("\n", start + chars)
-            text = source[:start] + (source[rest:] if rest >= 0 else "")
-            offset = start
-            service.prepare(text, offset, path=path.name, language_id=language_id, kind="prewarm")
-            for char in typed:
-                text = text[:offset] + char + text[offset:]
-                offset += 1
-                showing = path.name in service._shown
-                started = time.perf_counter()
-                prepared = service.prepare(text, offset, path=path.name, language_id=language_id)
-                job = service.submit(prepared)
-                result = job.future.result() if job is not None else None
-                suggestion = service.finish(prepared, result)
-                elapsed = (time.perf_counter() - started) * 1000
-                source_of = ("typed-ahead" if prepared.typed_ahead is not None else
-                             prepared.cache_tier or ("model" if job is not None else "gated"))
-                records.append({"showing": showing, "answered_by": source_of, "ms": elapsed,
-                                "shown": bool(suggestion.text)})
+        for file_name, language_id, text, offset, index in keystrokes(files, chars):
+            if index < 0:
+                service.prepare(text, offset, path=file_name, language_id=language_id, kind="prewarm")
+                continue
+            showing = file_name in service._shown
+            started = time.perf_counter()
+            prepared = service.prepare(text, offset, path=file_name, language_id=language_id)
+            job = service.submit(prepared)
+            result = job.future.result() if job is not None else None
+            suggestion = service.finish(prepared, result)
+            elapsed = (time.perf_counter() - started) * 1000
+            source_of = ("typed-ahead" if prepared.typed_ahead is not None else
+                         prepared.cache_tier or ("model" if job is not None else "gated"))
+            records.append({"showing": showing, "answered_by": source_of, "ms": elapsed,
+                            "shown": bool(suggestion.text)})
         service.close()
         showing = [r for r in records if r["showing"]]
         reused = [r for r in showing if r["answered_by"] in ("typed-ahead", "memory", "disk")]
