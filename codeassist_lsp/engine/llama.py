@@ -106,10 +106,10 @@ def _use_batch_invariant_attention(lib, params) -> None:  # type: ignore[no-unty
     shape: one query over >= 512 keys splits the keys across threads, batches of >= 8 queries are
     tiled, and each sums in its own order. With K in Q8_0 and V in F16 every decode takes the
     one per-query kernel, so verification batches reproduce one-token decoding bit for bit
-    (measured: batches of up to 7 tokens for Gemma 3, every size tried (up to 64) for SmolLM2, 40
-    to 3,000 cached tokens);
-    that is what lets speculative decoding run by default. Measured cost: prompt evaluation 7%
-    slower for Gemma 3, 23% for SmolLM2; one-token decoding unchanged; the K cache half the size.
+    (measured: batches of up to 7 tokens for Gemma 3, every size tried (up to 64) for SmolLM2, at
+    40 to 3,000 cached tokens); that is what lets speculative decoding run by default. Measured
+    cost: prompt evaluation 7% slower for Gemma 3, 23% for SmolLM2; one-token decoding unchanged;
+    the K cache half the size.
     """
     params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
     params.type_k = lib.GGML_TYPE_Q8_0
@@ -133,16 +133,14 @@ def _context_params(lib, settings: ModelSettings, *, batch_invariant: bool = Tru
 
 
 def _create_context(lib, model, settings: ModelSettings):  # type: ignore[no-untyped-def]
-    """(context, its parameters); llama.cpp's default attention layout when the batch-invariant one fails."""
-    params = _context_params(lib, settings)
-    ctx = lib.llama_init_from_model(model, params)
+    """A llama.cpp context; llama.cpp's default attention layout when the batch-invariant one fails."""
+    ctx = lib.llama_init_from_model(model, _context_params(lib, settings))
     if not ctx and resolve_gpu_layers(settings.gpu_layers) == 0:
         # e.g. a model whose attention llama.cpp cannot run with flash attention on this CPU
         log.warning("llama.cpp refused the batch-invariant cache layout (K Q8_0, V F16, flash attention); "
                     "using its default layout: speculation in mode 'auto' will measure itself off")
-        params = _context_params(lib, settings, batch_invariant=False)
-        ctx = lib.llama_init_from_model(model, params)
-    return ctx, params
+        ctx = lib.llama_init_from_model(model, _context_params(lib, settings, batch_invariant=False))
+    return ctx
 
 
 def _preload_key(path: Path, settings: ModelSettings) -> tuple[object, ...]:
@@ -179,7 +177,7 @@ class _Preload:
             lib.llama_backend_init()
             model = lib.llama_model_load_from_file(str(self.path).encode(), _model_params(lib, self.settings))
             if model:
-                ctx, _params = _create_context(lib, model, self.settings)
+                ctx = _create_context(lib, model, self.settings)
             if ctx:
                 # One decode allocates the compute buffers the first completion would wait for.
                 bos = lib.llama_vocab_bos(lib.llama_model_get_vocab(model))
@@ -277,7 +275,7 @@ class LlamaBackend:
         self.n_layers = lib.llama_model_n_layer(model) if hasattr(lib, "llama_model_n_layer") else -1
 
         if not ctx:
-            ctx, _params = _create_context(lib, model, settings)
+            ctx = _create_context(lib, model, settings)
         if not ctx:
             lib.llama_model_free(model)
             raise EngineError(f"llama.cpp could not create a context of {settings.context_size} tokens.")
