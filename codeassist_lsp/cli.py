@@ -34,9 +34,9 @@ def _preload_default_model() -> None:
     # the engine adopts them if the editor's settings name the same model, else they are freed.
     try:
         from codeassist_lsp.engine.llama import preload_model
-        from codeassist_lsp.engine.models import installed_model_path
+        from codeassist_lsp.engine.tiers import preload_path
 
-        path = installed_model_path()
+        path = preload_path()
         if path is not None:
             preload_model(path)
     except Exception:  # an optimisation only: the engine loads the model itself

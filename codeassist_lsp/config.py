@@ -16,8 +16,10 @@ from codeassist_lsp.errors import InvalidSettings
 class ModelSettings:
     """Which model runs and how it is loaded."""
 
-    name: str = "gemma-3-270m"
-    """A model of the registry (`codeassist models list`)."""
+    name: str = "auto"
+    """A model of the registry (`codeassist models list`), or "auto": for inline completion the code
+    model when it is fast enough on this machine (a GPU, or its measured decode speed), else the fast
+    embedded model; for actions (`actions.model`) the code model when installed, else the completion model."""
     path: str | None = None
     """A GGUF file; overrides `name` when set."""
     context_size: int = 4096
@@ -95,6 +97,11 @@ class ActionsSettings:
     """Tokens generated for a hover explanation."""
     context_tokens: int = 2048
     """Prompt budget for actions (the code around the target and related definitions)."""
+    hover_budget_ms: int = 3000
+    """Hover uses the quality model when its measured speed answers within this; else a structural
+    summary that points at the Explain action (a slow CPU) or the completion model (no code model)."""
+    model: ModelSettings = attrs.Factory(ModelSettings)
+    """The quality tier: the model for every action and hover (`name`, `path`, `gpuLayers`, `contextSize`...)."""
 
 
 @attrs.define
@@ -179,7 +186,8 @@ CONVERTER = _make_converter()
 
 def parse_settings(raw: Any) -> Settings:
     """Read settings from the wire; raise InvalidSettings with every problem named."""
-    if raw is None:
+    # Neovim encodes an empty Lua table ({}) as a JSON list: no settings, not an error.
+    if raw is None or raw == []:
         return Settings()
     if not isinstance(raw, dict):
         raise InvalidSettings(f"codeassist settings must be an object, got {type(raw).__name__}.")

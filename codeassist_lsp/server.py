@@ -16,6 +16,7 @@ from codeassist_lsp.config import Settings, parse_settings
 from codeassist_lsp.context.assembler import ContextAssembler
 from codeassist_lsp.context.documents import DocumentTrees
 from codeassist_lsp.context.workspace import WorkspaceIndex
+from codeassist_lsp.engine.tiers import missing_code_model_hint
 from codeassist_lsp.errors import CodeassistError, InvalidSettings
 from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
 from codeassist_lsp.service import CompletionService
@@ -68,7 +69,8 @@ class CodeassistServer(LanguageServer):
         except InvalidSettings as error:
             self.report_error(error)
             settings = Settings()
-        model_changed = (settings.model, settings.engine) != (self.settings.model, self.settings.engine)
+        model_changed = ((settings.model, settings.actions.model, settings.engine)
+                         != (self.settings.model, self.settings.actions.model, self.settings.engine))
         self.settings = settings
         if self.service is None or model_changed:
             self.start_service()
@@ -107,6 +109,26 @@ class CodeassistServer(LanguageServer):
         elif service.backend is not None:
             self.window_log_message(types.LogMessageParams(
                 type=types.MessageType.Info, message=f"codeassist: model {service.backend.model_id} ready"))
+        await asyncio.get_running_loop().run_in_executor(None, service.worker.quality_loaded.wait)
+        self.report_quality_tier(service)
+
+    def report_quality_tier(self, service: CompletionService) -> None:
+        """Tell the user once when actions and hover run without the code model, and why."""
+        if self.settings.engine != "llama" or service.backend is None:
+            return
+        error = service.worker.quality_error
+        if isinstance(error, CodeassistError):
+            self.tell_once("quality" + error.message, f"{error.for_user()} Actions and hover use the completion "
+                           "model meanwhile.", types.MessageType.Warning)
+        elif error is not None:
+            self.tell_once("quality-load", f"The code model failed to load: {error}. Actions and hover use the "
+                           "completion model meanwhile.", types.MessageType.Warning)
+        elif service.worker.quality is None:
+            self.tell_once("quality-missing", missing_code_model_hint(), types.MessageType.Warning)
+        else:
+            self.window_log_message(types.LogMessageParams(
+                type=types.MessageType.Info,
+                message=f"codeassist: code model {service.worker.quality.model_id} ready for actions and hover"))
 
     def open_workspace(self, root: str | None) -> None:
         """Index the workspace's definitions (persisted, so a restart does not re-parse)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import typing
 import threading
 import time
 from collections.abc import Callable
@@ -25,13 +24,11 @@ from codeassist_lsp.context.unbound import definition_start
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
 from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_suggestion
 from codeassist_lsp.engine.prompts import completion_prompt_text, tokenize_prompt
+from codeassist_lsp.engine.tiers import make_completion_backend, make_quality_backend, probe_exactness
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
 from codeassist_lsp.verify import reset_stats as reset_verification_stats
-
-if typing.TYPE_CHECKING:
-    from codeassist_lsp.engine.llama import LlamaBackend
 
 log = logging.getLogger(__name__)
 
@@ -103,57 +100,6 @@ def _warm_up_verifier() -> None:
         log.debug("verifier warm-up failed", exc_info=True)
 
 
-def make_backend(settings: Settings) -> DecodeBackend:
-    """Load the engine the settings name (on the model thread)."""
-    if settings.engine == "fake":
-        from codeassist_lsp.engine.fake import FakeBackend
-        from codeassist_lsp.engine.llama import discard_preloaded_model
-
-        discard_preloaded_model()
-
-        return FakeBackend()
-    from codeassist_lsp.engine.llama import LlamaBackend
-    from codeassist_lsp.engine.models import resolve_model_path
-
-    path, spec = resolve_model_path(settings.model.name, settings.model.path)
-    backend = LlamaBackend(path, settings.model, prompt_format=spec.prompt_format if spec else "auto",
-                           stop=spec.stop if spec else (), speculation=settings.speculation)
-    if settings.draft.path and settings.speculation.mode != "off":
-        from codeassist_lsp.engine.speculative import attach_draft_model
-
-        attach_draft_model(backend, settings)  # raises VocabularyMismatch for a foreign draft
-    if settings.speculation.mode == "auto":
-        _probe_exactness_once(backend, settings)
-    return backend
-
-
-def _probe_exactness_once(backend: LlamaBackend, settings: Settings) -> None:
-    """Run the speculation exactness probe at load, once per model and build (~2 s, first start only)."""
-    import json
-
-    import llama_cpp
-
-    from codeassist_lsp.config import effective_threads
-    from codeassist_lsp.engine.models import cache_dir
-
-    record = cache_dir() / "exactness-probes.json"
-    key = (f"{backend.model_id}|llama-cpp-python {llama_cpp.__version__}|{effective_threads(settings.model)} threads"
-           f"|gpu layers {backend.gpu_layers}|exact batch")
-    try:
-        known = json.loads(record.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if isinstance(known.get(key), int) and known[key] >= 1:
-        backend._exact_limit = known[key]
-        return
-    known[key] = backend.exact_batch_limit()  # at load, not on the first keystroke
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(known, indent=1))
-    except OSError as error:  # an unwritable cache dir only costs the probe next time
-        log.warning("could not record the exactness probe: %s", error)
-
-
 class CompletionService:
     """Owns the model worker and turns (text, cursor) into suggestions."""
 
@@ -162,7 +108,8 @@ class CompletionService:
                  assembler: ContextAssembler | None = None,
                  policy: SecurityPolicy | None = None) -> None:
         self.settings = settings
-        self.worker = ModelWorker(backend_factory or (lambda: make_backend(settings)))
+        self.worker = ModelWorker(backend_factory or (lambda: make_completion_backend(settings)),
+                                  None if backend_factory is not None else self._load_quality)
         self.assembler = assembler
         self.policy = policy or SecurityPolicy()
         self._window_starts: dict[str, int] = {}
@@ -197,8 +144,22 @@ class CompletionService:
 
     @property
     def backend(self) -> DecodeBackend | None:
-        """The loaded backend, or None while loading or after a failed load."""
+        """The completion tier's backend, or None while loading or after a failed load."""
         return self.worker.backend
+
+    @property
+    def quality_backend(self) -> DecodeBackend | None:
+        """The quality tier's backend (actions, hover): the code model, else the completion model."""
+        return self.worker.backend_for("quality")
+
+    def _load_quality(self, completion: DecodeBackend | None) -> DecodeBackend | None:
+        """Load the quality tier (model thread); its speculation probe runs later, in the background."""
+        backend = make_quality_backend(self.settings, completion)
+        if backend is not None and backend is not completion and self.settings.speculation.mode == "auto":
+            backend.probe_in_background = True  # type: ignore[attr-defined]
+            model = self.settings.actions.model
+            self.worker.submit_task(lambda b, cancel: probe_exactness(b, model, cancel))  # type: ignore[arg-type]
+        return backend
 
     def close(self) -> None:
         """Stop the model thread and free the model."""

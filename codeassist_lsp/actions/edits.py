@@ -206,6 +206,41 @@ def prose_stop(text: str) -> int | None:
     return None
 
 
+# How a line that starts a definition (or closes one) begins, across the bundled languages.
+_DEFINITION_START = re.compile(
+    r"^(def|class|async|@|function|fn|func|pub|public|private|protected|internal|static|export|const|let|var|"
+    r"interface|type|struct|enum|impl|trait|module|template|inline|void|int|char|bool|double|float|"
+    r"unsigned|long|object|data|sealed|abstract|final|override|package|import|from|using|#include|[}\])\]]|end\b)")
+
+
+def definition_stop(base_indent: str):  # type: ignore[no-untyped-def]
+    """Stop rewritten code at the first line at or left of `base_indent` that starts no definition.
+
+    A rewrite of a definition ends with the definition; small instruct models like to add
+    "# Example usage:" and calls after it, which are not part of the change.
+    """
+    base = len(base_indent)
+
+    def check(text: str) -> int | None:
+        offset = 0
+        for number, line in enumerate(text.split("\n")[:-1]):
+            stripped = line.strip()
+            width = len(line) - len(line.lstrip(" \t"))
+            if number > 0 and stripped and width <= base and not _DEFINITION_START.match(stripped):
+                return max(offset - 1, 0)
+            offset += len(line) + 1
+        return None
+
+    return check
+
+
+def paragraph_stop(text: str) -> int | None:
+    """Stop at the first blank line after text: an instruct model's short answer is one paragraph."""
+    start = len(text) - len(text.lstrip())
+    cut = text.find("\n\n", start)
+    return cut if cut > start else None
+
+
 def first_line_stop(text: str) -> int | None:
     """Stop at the end of the first line that has content (hover: one short paragraph)."""
     start = len(text) - len(text.lstrip())

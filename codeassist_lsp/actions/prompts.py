@@ -125,6 +125,15 @@ def _fenced(language: Language | None, code: str) -> str:
     return f"{FENCE}{fence_name(language)}\n{code.rstrip()}\n{FENCE}"
 
 
+def code_first(language: Language | None, code: str, instruction: str) -> str:
+    """A user message that shows the code before the instruction.
+
+    Actions on one function then share the prompt's head (system + code), so the quality model's
+    KV cache keeps it from a hover to an explanation to a docstring of the same code.
+    """
+    return f"{_fenced(language, code)}\n\n{instruction}"
+
+
 # -- one builder per action ----------------------------------------------------------------------
 
 def generate_prompt(backend: Any, language: Language | None, *, before: str, header: str,
@@ -191,8 +200,9 @@ def docstring_prompt(backend: Any, language: Language, *, definition: str, heade
         first = f"{name} " if language.doc_style == "line_comment" and language.name == "go" and name else ""
         opener = f"{indent}{style.prefix}{first}"
         stop = ()
-    user = (f"Write a short {style.description} for `{name or 'this definition'}`: one summary sentence, then "
-            f"its parameters and what it returns when it has them.\n\n{_fenced(language, definition)}")
+    user = code_first(language, definition,
+                      f"Write a short {style.description} for `{name or 'this definition'}`: one summary sentence, "
+                      f"then its parameters and what it returns when it has them.")
     comment = language.line_comment or "#"
     plain = (f"{textwrap.dedent(definition).rstrip()}\n\n\n{comment} The same code, documented:\n")
     return build_prompt(backend, language=language, user=user, primer=f"{FENCE}{fence_name(language)}\n{opener}"
@@ -217,6 +227,19 @@ _PYTHON_EXAMPLE = (
 )
 
 
+def edit_prompt(backend: Any, language: Language | None, *, context: str, lead: str, instruction: str,
+                reply: str = "Reply with the whole code above, changed as little as possible, in one code block."
+                ) -> ActionPrompt:
+    """Rewrite part of `context` (an instruct model): the answer is `context` again, changed where asked.
+
+    The primer repeats the context up to the part to change (`lead`), so the model writes the changed
+    part and copies the rest, which prompt-lookup speculation makes cheap; the caller diffs it.
+    """
+    user = code_first(language, context, f"{instruction}\n\n{reply}")
+    return build_prompt(backend, language=language, user=user, primer=f"{FENCE}{fence_name(language)}\n{lead}",
+                        plain="", stop=(FENCE,))
+
+
 def fix_instruction(message: str, language: Language | None) -> str:
     """The instruction of a quick fix."""
     return f"Fix this problem in the {display_name(language)} code: {message.strip()}"
@@ -230,9 +253,9 @@ def refactor_instruction(preset: str, language: Language | None) -> str:
 def explain_prompt(backend: Any, language: Language | None, *, code: str, name: str = "",
                    brief: bool = False) -> ActionPrompt:
     """Explain code in prose (markdown); `brief` for hovers."""
-    length = "in one or two sentences" if brief else "in a few short paragraphs: what it does, how, and any pitfalls"
+    length = "in one or two sentences" if brief else "in two or three sentences: what it does and how"
     subject = f"`{name}`" if name else "this code"
-    user = f"Explain {subject} {length}.\n\n{_fenced(language, code)}"
+    user = code_first(language, code, f"Explain {subject} {length}.")
     primer = f"`{name}` " if name else "This code "
     plain = f"{_fenced(language, code)}\n\nQuestion: What does {subject} do?\nAnswer: "
     stop = ("Question:",) if brief else ("\n\n\n", "Question:", FENCE)
@@ -245,7 +268,7 @@ def hover_prompt(backend: Any, language: Language | None, *, code: str, kind: st
     # 270M model from answering with code or a blank line (it often did after "`name` ").
     subject = {"definition": _definition_word(code), "call": "call"}.get(kind, "code")
     primer = f"This {subject}"
-    user = f"In one sentence, what does this {subject} do?\n\n{_fenced(language, code)}"
+    user = code_first(language, code, f"In one sentence, what does this {subject} do?")
     plain = f"# Code explained\n\n{_fenced(language, code)}\n\nIn plain English: "
     return build_prompt(backend, language=language, user=user, primer=primer, plain=plain, stop=("\n\n",))
 

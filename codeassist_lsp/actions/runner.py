@@ -21,10 +21,13 @@ import attrs
 from codeassist_lsp.actions import edits
 from codeassist_lsp.actions.edits import FENCE, CheckedEdit, Replacement
 from codeassist_lsp.actions.prompts import (
-    ActionPrompt, chat_template_of, doc_style, docstring_prompt, explain_prompt, fence_name, fix_instruction,
-    generate_prompt, hover_prompt, prompt_tokens, refactor_instruction, review_texts, rewrite_prompt,
+    ActionPrompt, chat_template_of, doc_style, docstring_prompt, edit_prompt, explain_prompt, fence_name,
+    fix_instruction, generate_prompt, hover_prompt, prompt_tokens, refactor_instruction, review_texts,
+    rewrite_prompt,
 )
-from codeassist_lsp.actions.targets import ActionTarget, DocumentView, HoverTarget, indentation, line_end, line_start
+from codeassist_lsp.actions.targets import (
+    DEFINITION_TYPES, ActionTarget, DocumentView, HoverTarget, indentation, line_end, line_start,
+)
 from codeassist_lsp.config import ActionsSettings
 from codeassist_lsp.context.assembler import render_snippet
 from codeassist_lsp.engine.base import GenerationRequest, GenerationResult, Sampling
@@ -53,6 +56,8 @@ GREEDY_MARGIN = 0.1
 REVIEW_MAX_TOKENS = 256
 DOC_MAX_TOKENS = 96
 HOVER_CACHE_ENTRIES = 256
+# An action asked for while the models load waits this long for them (the user asked for it).
+QUALITY_LOAD_WAIT_S = 30.0
 
 ProgressCallback = Callable[[str, int | None], None]
 
@@ -167,14 +172,27 @@ class ActionRunner:
 
     @property
     def backend(self) -> Any:
-        """The loaded backend; raises ModelNotAvailable while loading or after a failed load."""
+        """The quality tier's backend; raises ModelNotAvailable while loading or after a failed load."""
         service = self.service
         if service is None or not service.worker.loaded.is_set() or service.backend is None:
             error = service.worker.load_error if service is not None else None
             if isinstance(error, ModelNotAvailable):
                 raise error
             raise ModelNotAvailable("The model is not loaded yet.", hint="Try again in a moment.")
-        return service.backend
+        if not service.worker.quality_loaded.is_set():
+            raise ModelNotAvailable("The code model is still loading.", hint="Try again in a moment.")
+        return service.quality_backend
+
+    async def until_ready(self, timeout: float = QUALITY_LOAD_WAIT_S) -> None:
+        """Wait (without blocking the loop) until both tiers loaded or failed, at most `timeout` s."""
+        worker = getattr(self.service, "worker", None)
+        if worker is None:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (worker.loaded.is_set() and worker.quality_loaded.is_set()):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.02)
 
     @property
     def policy(self) -> SecurityPolicy:
@@ -187,7 +205,8 @@ class ActionRunner:
         backend = self.backend
         tokens = prompt_tokens(backend, prompt)
         request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=max_tokens, kind="generation",
-                                    stop=prompt.stop, stop_check=stop_check, sampling=sampling, want_logprobs=True)
+                                    tier="quality", stop=prompt.stop, stop_check=stop_check, sampling=sampling,
+                                    want_logprobs=True)
         return await self._run(request)
 
     async def _run(self, request: GenerationRequest) -> GenerationResult:
@@ -208,7 +227,8 @@ class ActionRunner:
         if not scored_tokens:
             return None
         result = await self._run(GenerationRequest(prompt_tokens=tuple(context_tokens + scored_tokens), max_tokens=0,
-                                                   kind="generation", score_tokens=len(scored_tokens)))
+                                                   kind="generation", tier="quality",
+                                                   score_tokens=len(scored_tokens)))
         logprobs = result.token_logprobs
         return sum(logprobs) / len(logprobs) if logprobs and result.finish_reason != "cancelled" else None
 
@@ -221,6 +241,7 @@ class ActionRunner:
     async def resolve(self, target: ActionTarget, view: DocumentView, *, path: str = "") -> ActionOutcome:
         """Do the work of one action on the document version it was listed for."""
         started = time.perf_counter()
+        await self.until_ready()
         handler = {"generate": self._generate_code, "docstring": self._docstring, "fix": self._rewrite,
                    "refactor": self._rewrite, "explain": self._explain}.get(target.action)
         if handler is None:
@@ -359,7 +380,9 @@ class ActionRunner:
 
     async def _rewrite(self, target: ActionTarget, view: DocumentView, path: str) -> ActionOutcome:
         """Fix or refactor: rewrite whole lines of the range, then trim to the minimal change."""
-        if target.action == "fix" and chat_template_of(self.backend) is None:
+        if chat_template_of(self.backend) is not None:
+            return await self._rewrite_in_context(target, view)
+        if target.action == "fix":
             return await self._fix_by_completion(target, view)
         text = view.text
         start, end = target.start, target.end
@@ -388,6 +411,60 @@ class ActionRunner:
         if replacement.start == replacement.end and not replacement.new_text:
             return ActionOutcome(candidates=[Candidate(result, None)], reason="the model suggested no change")
         checked = edits.verify_replacement(text, replacement, view.language, self.policy)
+        candidate = Candidate(result, checked, score=result.mean_logprob)
+        if not checked.accepted:
+            return ActionOutcome(candidates=[candidate], reason=checked.reason)
+        return ActionOutcome(replacement=replacement, candidates=[candidate])
+
+    async def _rewrite_in_context(self, target: ActionTarget, view: DocumentView) -> ActionOutcome:
+        """Fix or refactor with an instruct model: the enclosing definition is shown, and the model
+        writes it again from the first line to change (the primer holds the lines before it)."""
+        text, language = view.text, view.language
+        first = line_start(text, target.start)
+        last_offset = max(target.start, target.end - 1) if target.end > target.start else target.start
+        last = line_end(text, last_offset)
+        context_start, context_end = first, last
+        definition = view.definition_at(target.start)
+        while definition is not None and view.offset(definition.end_byte) < last:
+            definition = definition.parent  # the selection runs past it: the definition around both
+            while definition is not None and definition.type not in DEFINITION_TYPES:
+                definition = definition.parent
+        if definition is not None:
+            context_start = min(first, line_start(text, view.offset(definition.start_byte)))
+            context_end = max(last, line_end(text, view.offset(definition.end_byte)))
+        if target.action == "refactor":
+            first = context_start  # the model rewrites the whole definition; the diff finds the change
+        lead, region = text[context_start:first], text[first:context_end]
+        if target.action == "fix":
+            problem_line = text[first:line_end(text, target.start)].strip()
+            instruction = (f"{fix_instruction(target.message, language)}\n(The problem is on the line "
+                           f"`{problem_line}`.)")
+            reply = "Reply with the whole code above, changed as little as possible, in one code block."
+        else:
+            selected = text[first:last]
+            instruction = (f"{refactor_instruction(target.preset, language)}\nThe code to rewrite:\n"
+                           f"{edits.FENCE}\n{selected}\n{edits.FENCE}")
+            reply = "Reply with the whole code above, with that part rewritten, in one code block."
+        prompt = edit_prompt(self.backend, language, context=text[context_start:context_end], lead=lead,
+                             instruction=instruction, reply=reply)
+        limit = 2 * self.backend.count_tokens(region) + 64
+        # Counted from where the model starts writing: the lead (if any) is already in the primer.
+        base_indent = indentation(text[context_start:line_end(text, context_start)])
+        result = await self.generate(prompt, max_tokens=max(self.settings.max_tokens, limit),
+                                     stop_check=edits.definition_stop(base_indent) if not lead else None)
+        new_region = edits.cut_at_fence(result.text)
+        new_region = new_region.rstrip() + ("\n" if region.endswith("\n") else "")
+        if not new_region.strip():
+            return ActionOutcome(candidates=[Candidate(result, None)], reason="the model wrote no code")
+        replacement = edits.minimal(text, Replacement(first, context_end, new_region))
+        if replacement.start == replacement.end and not replacement.new_text:
+            return ActionOutcome(candidates=[Candidate(result, None)], reason="the model suggested no change")
+        if target.action == "refactor" and target.preset not in ("async", "extract") and (
+                replacement.start < line_start(text, target.start) or replacement.end > last):
+            # A refactoring of a selection changes the selection only.
+            return ActionOutcome(candidates=[Candidate(result, None)],
+                                 reason="the model changed code outside the selection")
+        checked = edits.verify_replacement(text, replacement, language, self.policy)
         candidate = Candidate(result, checked, score=result.mean_logprob)
         if not checked.accepted:
             return ActionOutcome(candidates=[candidate], reason=checked.reason)
@@ -461,8 +538,8 @@ class ActionRunner:
         """Prose about code (markdown), '' when the model said nothing useful."""
         prompt = explain_prompt(self.backend, view.language, code=code, name=name, brief=brief)
         max_tokens = self.settings.hover_max_tokens if brief else self.settings.explain_max_tokens
-        result = await self.generate(prompt, max_tokens=max_tokens,
-                                     stop_check=edits.first_line_stop if brief else edits.prose_stop)
+        stop = edits.first_line_stop if brief else (edits.paragraph_stop if prompt.chat else edits.prose_stop)
+        result = await self.generate(prompt, max_tokens=max_tokens, stop_check=stop)
         body = edits.cut_at_fence(result.text).strip()
         if brief and "\n\n" in body:
             body = body.split("\n\n", 1)[0]

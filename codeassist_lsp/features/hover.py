@@ -15,12 +15,16 @@ from lsprotocol import types
 from codeassist_lsp.actions.runner import ActionRunner, HoverCache
 from codeassist_lsp.actions.targets import hover_target
 from codeassist_lsp.errors import Cancelled, CodeassistError
+from codeassist_lsp.features import offset_in
 from codeassist_lsp.features.code_actions import WorkDone, document_view, position_of
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
 
 log = logging.getLogger(__name__)
+
+# A hover that arrives while the models load waits this long for them, then gives up.
+HOVER_LOAD_WAIT_S = 10.0
 
 
 def register(server: CodeassistServer) -> None:
@@ -35,7 +39,7 @@ def register(server: CodeassistServer) -> None:
             return None
         server.stats["hover_requests"] = server.stats.get("hover_requests", 0) + 1
         document, view = document_view(server, params.text_document.uri)
-        offset = min(document.offset_at_position(params.position), len(view.text))
+        offset = min(offset_in(document, params.position), len(view.text))
         target = hover_target(view, offset)
         if target is None:
             return None
@@ -47,7 +51,10 @@ def register(server: CodeassistServer) -> None:
         if previous is not None and not previous.done():
             previous.cancel()
         try:
-            if not runner.service.worker.loaded.is_set() or runner.service.backend is None:
+            worker = runner.service.worker
+            if not worker.quality_loaded.is_set():
+                await runner.until_ready(HOVER_LOAD_WAIT_S)  # superseded by the next hover meanwhile
+            if not (worker.loaded.is_set() and worker.quality_loaded.is_set()) or runner.service.backend is None:
                 return None
             key = HoverCache.key(runner.backend.model_id, view.language.name if view.language else "", target)
             markdown = cache.get(key)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from codeassist_lsp.features import clamp_position
 from codeassist_lsp.features.suggest import suggest_at
 
 if TYPE_CHECKING:
@@ -20,7 +21,9 @@ def register(server: CodeassistServer) -> None:
         suggestion = await suggest_at(server, params.text_document.uri, params.position)
         if suggestion is None or not suggestion.text:
             return None
+        document = server.workspace.get_text_document(params.text_document.uri)
+        position = clamp_position(document, params.position)
         return types.InlineCompletionList(items=[types.InlineCompletionItem(
             insert_text=suggestion.text,
-            range=types.Range(start=params.position, end=params.position),
+            range=types.Range(start=position, end=position),
         )])

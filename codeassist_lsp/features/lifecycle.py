@@ -28,12 +28,26 @@ def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str
     return {
         "model": {"state": state, "id": backend.model_id if backend else None,
                   "error": getattr(error, "message", str(error)) if error else None},
+        "qualityModel": _quality_status(service),
         "settings": settings_to_wire(server.settings),
         "stats": dict(server.stats),
         "verification": verification_stats(),
         "index": None if server.index is None else {"ready": server.index.ready, "root": str(server.index.root)},
         **({"recent_requests": list(server.recent_requests)} if recent else {}),
     }
+
+
+def _quality_status(service: Any) -> dict[str, Any]:
+    """The quality tier: which model answers actions and hover, and whether it is the code model."""
+    if service is None or not service.worker.quality_loaded.is_set():
+        return {"state": "loading", "id": None}
+    worker = service.worker
+    error = worker.quality_error
+    backend = worker.backend_for("quality")
+    return {"state": "ready" if worker.quality is not None else "fallback",
+            "id": backend.model_id if backend is not None else None,
+            "sharedWithCompletion": backend is worker.backend,
+            "error": getattr(error, "message", str(error)) if error else None}
 
 
 def _workspace_root(params: types.InitializeParams) -> str | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from codeassist_lsp.errors import Cancelled, CodeassistError
+from codeassist_lsp.features import offset_in
 from codeassist_lsp.service import Suggestion
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     text = document.source
     if not _inside(text, document.lines, position):
         return None
-    offset = min(document.offset_at_position(position), len(text))
+    offset = offset_in(document, position)
     try:
         prepared = service.prepare(text, offset, path=document.path, language_id=document.language_id)
         job = service.submit(prepared)

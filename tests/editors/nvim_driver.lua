@@ -152,12 +152,17 @@ local function wait_for_model()
   end)
 end
 
--- The user's setup: the config file on 'runtimepath', only the command overridden (this venv).
+-- The user's setup: the shipped config file on 'runtimepath' with its own init_options, only the
+-- command overridden (this venv). Every window/showMessage is recorded: a config the server cannot
+-- read shows one.
 vim.cmd('filetype on')
 vim.opt.runtimepath:prepend(env.CODEASSIST_NVIM_CONFIG)
+out.messages = {}
+vim.lsp.handlers['window/showMessage'] = function(_, result)
+  table.insert(out.messages, result.message)
+end
 vim.lsp.config('codeassist', {
   cmd = { env.CODEASSIST_LSP, '-vv', '--log-file', env.CODEASSIST_SERVER_LOG },
-  init_options = { completion = { maxTokens = 20 } },
 })
 vim.lsp.enable('codeassist')
 vim.cmd.edit(vim.fn.fnameescape(env.CODEASSIST_SAMPLE))

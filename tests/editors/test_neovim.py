@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from codeassist_lsp.config import CompletionSettings
+
 from .support import EDITORS, SAMPLE_LINE, VENV_BIN, require_executable, server_command, tail
 
 pytestmark = pytest.mark.model
@@ -62,7 +64,9 @@ def test_config_attaches(nvim_run: dict[str, Any], workspace: Path) -> None:
 def test_model_completion_accepted_through_omnifunc(nvim_run: dict[str, Any]) -> None:
     _check(nvim_run, "model", "items", "after")
     assert nvim_run["model"]["state"] == "ready"
-    assert nvim_run["maxTokens"] == 20  # the config's init_options reached the server
+    assert nvim_run["maxTokens"] == CompletionSettings().max_tokens  # the shipped (empty) init_options
+    # The shipped init_options must reach the server as an object (a plain Lua {} is a JSON list).
+    assert not [m for m in nvim_run["messages"] if "settings" in m.lower()], nvim_run["messages"]
     assert nvim_run["before"] == SAMPLE_LINE
     assert nvim_run["items"] and nvim_run["items"][0].strip(), nvim_run["items"]
     after = nvim_run["after"]

@@ -16,7 +16,8 @@ return {
   },
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'Cargo.toml', 'go.mod', 'Makefile' },
   -- The server's typed settings; everything left out keeps the server's default.
-  init_options = {},
+  -- vim.empty_dict(): a plain {} is sent as a JSON list, not an object.
+  init_options = vim.empty_dict(),
   on_attach = function(client, bufnr)
     -- :LspCodeassistStatus prints the model state and counters (workspace/executeCommand).
     vim.api.nvim_buf_create_user_command(bufnr, 'LspCodeassistStatus', function()

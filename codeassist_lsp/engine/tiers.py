@@ -1,0 +1,189 @@
+"""The two model tiers: which model serves typing, which serves actions and hover, and how they load.
+
+- completion tier (`model.*`): ghost text as you type; must answer in ~150 ms. `model.name = "auto"`
+  takes the code model when it is fast enough here (a GPU backend, or a measured decode speed that
+  keeps a line suggestion within COMPLETION_BUDGET_MS), else the fast embedded model.
+- quality tier (`actions.model.*`): every code action and hover. `"auto"` takes the code model when
+  it is installed; without it the completion model answers, and the user is told once how to install it.
+
+Both run on the one model thread (engine/worker.py): completions preempt quality work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codeassist_lsp.config import ModelSettings, Settings, effective_threads
+from codeassist_lsp.engine.base import CancelFlag, DecodeBackend
+from codeassist_lsp.engine.models import (
+    ModelSpec, cache_dir, default_model_name, install_hint, installed_model_path, registry, resolve_model_path,
+)
+
+if TYPE_CHECKING:
+    from codeassist_lsp.engine.llama import LlamaBackend
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+# A line suggestion is about this many tokens; the completion tier must produce it within the budget.
+LINE_TOKENS = 12
+COMPLETION_BUDGET_MS = 150.0
+
+
+def quality_model_name() -> str:
+    """The registry's code model for the quality tier."""
+    return next((spec.name for spec in registry().values() if spec.tier == "quality"), default_model_name())
+
+
+def _speed_record() -> Path:
+    return cache_dir() / "exactness-probes.json"
+
+
+def _record_key(model_id: str, settings: ModelSettings, gpu_layers: int) -> str:
+    import llama_cpp
+
+    return (f"{model_id}|llama-cpp-python {llama_cpp.__version__}|{effective_threads(settings)} threads"
+            f"|gpu layers {gpu_layers}")
+
+
+def _read_records() -> dict[str, Any]:
+    try:
+        known = json.loads(_speed_record().read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _write_record(key: str, value: Any) -> None:
+    known = _read_records()
+    known[key] = value
+    try:
+        _speed_record().parent.mkdir(parents=True, exist_ok=True)
+        _speed_record().write_text(json.dumps(known, indent=1))
+    except OSError as error:  # an unwritable cache dir only costs the probe next time
+        log.warning("could not record the model probe: %s", error)
+
+
+def recorded_decode_ms(path: Path, settings: ModelSettings) -> float | None:
+    """The decode speed (ms per token) measured for this model file, build and threads, if any (CPU)."""
+    model_id = f"{path.name}:{path.stat().st_size}"
+    record = _read_records().get(_record_key(model_id, settings, 0) + "|speed")
+    return float(record["decode_ms"]) if isinstance(record, dict) and "decode_ms" in record else None
+
+
+def fast_enough_for_typing(decode_ms_per_token: float | None, *, gpu: bool) -> bool:
+    """Whether a model decoding at this speed keeps a line suggestion within the completion budget."""
+    if gpu:
+        return True
+    return decode_ms_per_token is not None and decode_ms_per_token * LINE_TOKENS <= COMPLETION_BUDGET_MS
+
+
+def _gpu_offload(settings: ModelSettings) -> bool:
+    from codeassist_lsp.engine.llama import gpu_offload_supported
+
+    return settings.gpu_layers != 0 and gpu_offload_supported()
+
+
+def completion_model(settings: Settings) -> tuple[Path, ModelSpec | None]:
+    """The GGUF the completion tier loads (raises ModelNotAvailable when it is missing)."""
+    model = settings.model
+    if model.path or model.name != AUTO:
+        return resolve_model_path(model.name if model.name != AUTO else None, model.path)
+    coder = installed_model_path(quality_model_name())
+    if coder is not None and fast_enough_for_typing(recorded_decode_ms(coder, model), gpu=_gpu_offload(model)):
+        return resolve_model_path(quality_model_name(), None)
+    return resolve_model_path(default_model_name(), None)
+
+
+def preload_path() -> Path | None:
+    """The installed model the default settings' completion tier would load (no hashing), for preloading."""
+    try:
+        path, _spec = completion_model(Settings())
+    except Exception:  # no model installed: nothing to preload
+        return None
+    return path
+
+
+def quality_model(settings: Settings) -> tuple[Path, ModelSpec | None] | None:
+    """The GGUF the quality tier loads; None when `auto` finds no code model (the completion model serves)."""
+    model = settings.actions.model
+    if model.path or model.name != AUTO:
+        return resolve_model_path(model.name if model.name != AUTO else None, model.path)
+    if installed_model_path(quality_model_name()) is None:
+        return None
+    return resolve_model_path(quality_model_name(), None)
+
+
+def missing_code_model_hint() -> str:
+    """What to tell a user whose actions and hover run on the fast model."""
+    return (f"Code actions and hover use the small completion model, whose answers are often wrong. "
+            f"{install_hint(quality_model_name())} (1.1 GB)")
+
+
+def load_backend(path: Path, spec: ModelSpec | None, settings: Settings, model: ModelSettings) -> LlamaBackend:
+    """A llama.cpp backend for one tier's model settings."""
+    from codeassist_lsp.engine.llama import LlamaBackend
+
+    return LlamaBackend(path, model, prompt_format=spec.prompt_format if spec else "auto",
+                        stop=spec.stop if spec else (), speculation=settings.speculation)
+
+
+def make_completion_backend(settings: Settings) -> DecodeBackend:
+    """Load the completion tier's engine (on the model thread)."""
+    if settings.engine == "fake":
+        from codeassist_lsp.engine.fake import FakeBackend
+        from codeassist_lsp.engine.llama import discard_preloaded_model
+
+        discard_preloaded_model()
+        return FakeBackend()
+    path, spec = completion_model(settings)
+    backend = load_backend(path, spec, settings, settings.model)
+    if settings.draft.path and settings.speculation.mode != "off":
+        from codeassist_lsp.engine.speculative import attach_draft_model
+
+        attach_draft_model(backend, settings)  # raises VocabularyMismatch for a foreign draft
+    if settings.speculation.mode == "auto":
+        probe_exactness(backend, settings.model)  # ~2 s on the first start only, before typing starts
+    return backend
+
+
+def make_quality_backend(settings: Settings, completion: DecodeBackend | None) -> DecodeBackend | None:
+    """Load the quality tier's model; the completion backend itself when both tiers name one model."""
+    if settings.engine == "fake":
+        return None
+    chosen = quality_model(settings)
+    if chosen is None:
+        return None
+    path, spec = chosen
+    completion_id = getattr(completion, "model_id", None)
+    if completion_id == f"{path.name}:{path.stat().st_size}" and settings.actions.model == settings.model:
+        return completion  # one model serves both tiers: loaded once
+    if completion_id == f"{path.name}:{path.stat().st_size}":
+        log.info("both tiers name %s with different settings: it is loaded twice", path.name)
+    backend = load_backend(path, spec, settings, settings.actions.model)
+    backend.warm_up()
+    return backend
+
+
+def probe_exactness(backend: LlamaBackend, model: ModelSettings, cancel: CancelFlag | None = None) -> bool:
+    """The speculation exactness probe, once per model and build (recorded); False when cancelled."""
+    key = _record_key(backend.model_id, model, backend.gpu_layers)
+    known = _read_records()
+    if isinstance(known.get(key + "|exact batch"), int) and known[key + "|exact batch"] >= 1:
+        backend.set_exact_batch_limit(known[key + "|exact batch"])
+        speed = known.get(key + "|speed")
+        if isinstance(speed, dict):
+            backend.prompt_ms_per_token = backend.prompt_ms_per_token or speed.get("prompt_ms")
+            backend.decode_ms_per_token = backend.decode_ms_per_token or speed.get("decode_ms")
+        return True
+    limit = backend.exact_batch_limit(cancel)
+    if cancel is not None and cancel.is_set:
+        return False
+    _write_record(key + "|exact batch", limit)
+    if backend.decode_ms_per_token is not None:
+        _write_record(key + "|speed", {"prompt_ms": backend.prompt_ms_per_token,
+                                       "decode_ms": backend.decode_ms_per_token})
+    return True
