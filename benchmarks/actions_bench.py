@@ -232,8 +232,12 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="of the sampled candidates (0: the setting)")
     parser.add_argument("--speculation", default="auto", choices=["auto", "prompt-lookup", "draft-model", "off"],
                         help="speculation.mode (auto: the product default)")
+    parser.add_argument("--quality-model", default="auto",
+                        help="actions.model.name: the quality tier's model (auto: the code model when installed)")
     args = parser.parse_args()
     settings = Settings()
+    settings.actions.model.name = args.quality_model
+    settings.actions.model.threads = args.threads
     settings.model.threads = args.threads
     settings.speculation.mode = args.speculation
     if args.max_tokens:
@@ -242,10 +246,12 @@ def main() -> None:
         settings.actions.temperature = args.temperature
     service = CompletionService(settings)
     service.wait_until_loaded()
+    service.worker.quality_loaded.wait()
     runner = ActionRunner(service, settings.actions, {})
     load = os.getloadavg()
+    quality = service.quality_backend
     report: dict[str, Any] = {
-        "model": service.backend.model_id if service.backend else None, "machine": platform.machine(),
+        "model": quality.model_id if quality else None, "machine": platform.machine(),
         "cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load],
         "settings": {"best_of_n": settings.actions.best_of_n, "max_tokens": settings.actions.max_tokens,
                      "temperature": settings.actions.temperature, "speculation": settings.speculation.mode},

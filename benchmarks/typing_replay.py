@@ -43,6 +43,13 @@ CANDIDATE_FILES = [
     (Path("/usr/lib/node_modules/npm/lib/commands/install.js"), "javascript", 40),
 ]
 SERVER = [sys.executable, "-m", "codeassist_lsp"]
+# The pause replay (a user who stops after every key and waits for the suggestion): three languages.
+PAUSE_FILES = [
+    (STDLIB / "textwrap.py", "python", 140),
+    (Path("/usr/lib/node_modules/npm/lib/utils/display.js"), "javascript", 60),
+    (Path("/usr/share/doc/git/contrib/persistent-https/client.go"), "go", 90),
+]
+PAUSE_WAIT_S = 3.0
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -69,13 +76,7 @@ def position_of(text: str, offset: int) -> types.Position:
 async def replay_file(client: LanguageClient, path: Path, language_id: str, start_line: int,
                       chars: int, rng: random.Random, interval_ms: tuple[int, int]) -> dict[str, Any]:
     """Type `chars` characters of the file from `start_line`; return per-request records."""
-    source = path.read_text(encoding="utf-8")
-    start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
-    # The typed characters end a line: after the cursor there is only what the file has below it.
-    end = source.find("\n", start + chars)
-    end = len(source) if end < 0 else end
-    typed = source[start:start + chars]
-    text = source[:start] + source[end:]
+    text, start, typed, _source = _typing_script(path, start_line, chars)
     uri = path.resolve().as_uri()
     version = 1
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
@@ -126,9 +127,89 @@ async def replay_file(client: LanguageClient, path: Path, language_id: str, star
     return {"records": records}
 
 
-async def run_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms: tuple[int, int],
-                     settings: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Part 1: the end-to-end replay over LSP."""
+def _typing_script(path: Path, start_line: int, chars: int) -> tuple[str, int, str, str]:
+    """(document before typing, where typing starts, the characters typed, the file as it really is)."""
+    source = path.read_text(encoding="utf-8")
+    start = sum(len(line) for line in source.splitlines(keepends=True)[: start_line - 1])
+    # The typed characters end a line: after the cursor there is only what the file has below it.
+    end = source.find("\n", start + chars)
+    end = len(source) if end < 0 else end
+    return source[:start] + source[end:], start, source[start:start + chars], source
+
+
+async def replay_file_paused(client: LanguageClient, path: Path, language_id: str, start_line: int, chars: int,
+                             interval_ms: int, open_wait_s: float = 4.0) -> list[dict[str, Any]]:
+    """Type the file, and after every key wait for the answer (at most PAUSE_WAIT_S) before the next key.
+
+    Before typing, the cursor is put where typing starts the way VS Code reports a cursor move to a
+    language server: a codeAction request for the empty selection at the cursor (lightbulb).
+    """
+    text, offset, typed, source = _typing_script(path, start_line, chars)
+    bare_start = text.rfind("\n", 0, max(0, offset - 4000)) + 1
+    uri = path.resolve().as_uri()
+    version = 1
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id=language_id, version=version, text=text)))
+    cursor = position_of(text, offset)
+    await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=cursor, end=cursor),
+        context=types.CodeActionContext(diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Automatic)))
+    await asyncio.sleep(open_wait_s)  # the user looks at the file before typing
+    records: list[dict[str, Any]] = []
+    for index, char in enumerate(typed):
+        position = position_of(text, offset)
+        text = text[:offset] + char + text[offset:]
+        offset += 1
+        version += 1
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=position, end=position), text=char)]))
+        msg_id = f"pause-{path.name}-{index}"
+        sent = time.perf_counter()
+        future = client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(text, offset),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)),
+            msg_id=msg_id)
+        record: dict[str, Any] = {"file": path.name, "index": index, "version": version, "offset": offset,
+                                  "text": text, "bare_start": bare_start}
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), PAUSE_WAIT_S)
+            items = result.items if result is not None else []
+            record["suggestion"] = items[0].insert_text if items else ""
+            record["latency_ms"] = (time.perf_counter() - sent) * 1000
+        except asyncio.TimeoutError:
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+            record["latency_ms"] = PAUSE_WAIT_S * 1000
+            record["timeout"] = True
+        records.append(record)
+        await asyncio.sleep(interval_ms / 1000)
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    # What the user typed next after each key: the file's real text (did a suggestion get typed?).
+    start = offset - len(typed)
+    for record in records:
+        typed_so_far = record["index"] + 1
+        record["real_next"] = source[start + typed_so_far:start + typed_so_far + 400]
+    return records
+
+
+async def run_pause_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms: int,
+                           settings: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pause replay over LSP; each keystroke's record joined with the server's own record of it."""
+    client, _ = await _start_client(settings)
+    records: list[dict[str, Any]] = []
+    for path, language_id, start_line in files:
+        records.extend(await replay_file_paused(client, path, language_id, start_line, chars, interval_ms))
+    report = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
+    await _stop_client(client)
+    return records, report.get("recent_requests", [])
+
+
+async def _start_client(settings: dict[str, Any]) -> tuple[LanguageClient, dict[str, Any]]:
     client = LanguageClient("typing-replay", "1")
     await client.start_io(*SERVER)
     caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
@@ -139,8 +220,57 @@ async def run_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms
         report = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="codeassist.status"))
         if report["model"]["state"] != "loading":
-            break
+            return client, report
         await asyncio.sleep(0.1)
+
+
+async def _stop_client(client: LanguageClient) -> None:
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+
+
+def went_on_to_type(suggestion: str, real_next: str) -> bool:
+    """Whether the text the user typed next starts with the suggestion (a suggestion worth showing)."""
+    return bool(suggestion.strip()) and real_next.startswith(suggestion)
+
+
+def summarize_pause(records: list[dict[str, Any]], server_records: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50/p90/p99 over every keystroke, and over those that needed the model; tokens evaluated."""
+    files = sorted({r["file"] for r in records})
+    # The server keeps one record per answered request, in order, with the document version (which
+    # restarts with each file): a sequential match pairs them.
+    position = 0
+    for record in records:
+        if position < len(server_records) and server_records[position].get("version") == record["version"]:
+            record["server"] = server_records[position]
+            position += 1
+    model = [r for r in records if r.get("server", {}).get("source") == "model"]
+    latencies = [r["latency_ms"] for r in records]
+    evaluated = [r["server"]["evaluated_tokens"] for r in model]
+    return {
+        "keystrokes": len(records), "files": files,
+        "timeouts": sum(1 for r in records if r.get("timeout")),
+        "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9),
+        "p99_ms": percentile(latencies, 0.99),
+        "model_keystrokes": len(model),
+        "model_p50_ms": percentile([r["latency_ms"] for r in model], 0.5),
+        "model_p90_ms": percentile([r["latency_ms"] for r in model], 0.9),
+        "model_p99_ms": percentile([r["latency_ms"] for r in model], 0.99),
+        "sources": {source: sum(1 for r in records if r.get("server", {}).get("source") == source)
+                    for source in ("model", "typed-ahead", "cache", "gated")},
+        "evaluated_tokens_p50": percentile(evaluated, 0.5), "evaluated_tokens_p90": percentile(evaluated, 0.9),
+        "evaluated_tokens_p99": percentile(evaluated, 0.99),
+        "generated_tokens": sum(r["server"].get("generated_tokens", 0) for r in model),
+        "shown": sum(1 for r in records if r.get("suggestion")),
+        "typed_later": sum(1 for r in records if went_on_to_type(r.get("suggestion") or "", r["real_next"])),
+    }
+
+
+async def run_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms: tuple[int, int],
+                     settings: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Part 1: the end-to-end replay over LSP."""
+    client, _ = await _start_client(settings)
     rng = random.Random(1234)
     records: list[dict[str, Any]] = []
     for path, language_id, start_line in files:
@@ -148,9 +278,7 @@ async def run_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms
         records.extend(replay["records"])
     report = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
+    await _stop_client(client)
     return records, report.get("recent_requests", [])
 
 
@@ -168,6 +296,107 @@ def summarize_replay(records: list[dict[str, Any]]) -> dict[str, Any]:
         "shown_p50_ms": percentile([r["latency_ms"] for r in shown], 0.5),
         "shown_p99_ms": percentile([r["latency_ms"] for r in shown], 0.99),
     }
+
+
+# -- the peer: llama.cpp's own server on the same model, same keystrokes ---------------------------
+
+def peer_binary() -> Path:
+    """Where benchmarks/build_peer.sh puts llama-server (a cache dir, never the repository)."""
+    from codeassist_lsp.engine.models import cache_dir
+
+    return cache_dir() / "peer" / "bin" / "llama-server"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_peer(records: list[dict[str, Any]], prompts: list[list[int] | None], interval_ms: int,
+             max_tokens: int) -> dict[str, Any]:
+    """llama-server on the same keystrokes, one awaited request each: our pipeline's prompt, and the bare prefix."""
+    import http.client
+    import subprocess
+
+    from codeassist_lsp.engine.models import resolve_model_path
+
+    binary = peer_binary()
+    if not binary.is_file():
+        return {"skipped": f"llama-server not built ({binary} missing): run benchmarks/build_peer.sh (~25 min)"}
+    model, _ = resolve_model_path(None, None)
+    port = _free_port()
+    server = subprocess.Popen([str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+                               "-t", str(os.cpu_count() or 2), "-c", "4096", "--cache-reuse", "256", "-np", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                connection.request("GET", "/health")
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    break
+            except OSError:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            if time.monotonic() > deadline:
+                return {"skipped": "llama-server did not become healthy in 60 s"}
+            time.sleep(0.2)
+
+        def complete(prompt: Any) -> float:
+            body = json.dumps({"prompt": prompt, "n_predict": max_tokens, "stop": ["\n"], "cache_prompt": True,
+                               "temperature": 0.0, "top_k": 1, "samplers": ["top_k"]})
+            started = time.perf_counter()
+            connection.request("POST", "/completion", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            return (time.perf_counter() - started) * 1000
+
+        results: dict[str, Any] = {"binary": str(binary)}
+        for name in ("pipeline_prompt", "bare_prefix"):
+            latencies = []
+            for record, prompt in zip(records, prompts):
+                if name == "pipeline_prompt":
+                    if prompt is None:
+                        continue
+                    latencies.append(complete(prompt))
+                else:
+                    # The text before the cursor from a fixed line of the file (a stable head the peer
+                    # can cache), the last ~4,000 characters when the typing starts.
+                    latencies.append(complete(record["text"][record["bare_start"]:record["offset"]]))
+                time.sleep(interval_ms / 1000)
+            results[name] = {"requests": len(latencies), "p50_ms": percentile(latencies, 0.5),
+                             "p90_ms": percentile(latencies, 0.9), "p99_ms": percentile(latencies, 0.99)}
+        return results
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def pipeline_prompts(records: list[dict[str, Any]], languages: dict[str, str]) -> list[list[int] | None]:
+    """The prompt tokens our pipeline builds for each keystroke (in process, same order), None when gated."""
+    from codeassist_lsp.config import Settings
+    from codeassist_lsp.service import CompletionService
+
+    settings = Settings()
+    settings.cache.enabled = False
+    service = CompletionService(settings)
+    service.wait_until_loaded()
+    prompts: list[list[int] | None] = []
+    try:
+        for record in records:
+            prepared = service.prepare(record["text"], record["offset"], path=record["file"],
+                                       language_id=languages.get(record["file"]))
+            prompts.append(list(prepared.request.prompt_tokens) if prepared.request is not None
+                           and prepared.request.max_tokens > 0 else None)
+    finally:
+        service.close()
+    return prompts
 
 
 # -- part 2: the same prompts in process ------------------------------------------------------
@@ -335,6 +564,46 @@ async def cold_start(sample: str, runs: int) -> list[float]:
     return times
 
 
+def pause_part(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
+    """The pause replay (every keystroke awaited) and, on the same keystrokes, the peer server."""
+    files = [entry for entry in PAUSE_FILES if entry[0].is_file()]
+    records, server_records = asyncio.run(run_pause_replay(files, args.pause_chars, args.pause_interval_ms, settings))
+    summary = summarize_pause(records, server_records)
+    languages = {p.name: lang for p, lang, _ in files}
+    if args.no_peer:
+        summary["peer"] = {"skipped": "--no-peer"}
+    else:
+        prompts = pipeline_prompts(records, languages)
+        summary["peer"] = run_peer(records, prompts, args.pause_interval_ms, 24)
+    summary["interval_ms"] = args.pause_interval_ms
+    summary["chars_per_file"] = args.pause_chars
+    summary["records"] = [{k: v for k, v in r.items() if k not in ("text", "real_next")} for r in records]
+    return summary
+
+
+def print_pause(pause: dict[str, Any]) -> None:
+    """The pause replay's table."""
+    print(f"Pause replay: {', '.join(pause['files'])}, {pause['chars_per_file']} chars each, "
+          f"{pause['interval_ms']} ms between keys, every answer awaited (<= {PAUSE_WAIT_S:.0f} s)")
+    print("| measure | p50 ms | p90 ms | p99 ms | n |")
+    print("|---|---|---|---|---|")
+    print(f"| codeassist, every keystroke | {pause['p50_ms']:.0f} | {pause['p90_ms']:.0f} | {pause['p99_ms']:.0f} | "
+          f"{pause['keystrokes']} ({pause['timeouts']} without an answer in {PAUSE_WAIT_S:.0f} s) |")
+    print(f"| codeassist, keystrokes that needed the model | {pause['model_p50_ms']:.0f} | {pause['model_p90_ms']:.0f} "
+          f"| {pause['model_p99_ms']:.0f} | {pause['model_keystrokes']} |")
+    peer = pause["peer"]
+    if "skipped" in peer:
+        print(f"| llama-server (peer) | skipped: {peer['skipped']} | | | |")
+    else:
+        for name in ("pipeline_prompt", "bare_prefix"):
+            row = peer[name]
+            print(f"| llama-server, {name.replace('_', ' ')} | {row['p50_ms']:.0f} | {row['p90_ms']:.0f} | "
+                  f"{row['p99_ms']:.0f} | {row['requests']} |")
+    print(f"sources {pause['sources']}; new tokens evaluated per model keystroke p50 {pause['evaluated_tokens_p50']} "
+          f"/ p90 {pause['evaluated_tokens_p90']} / p99 {pause['evaluated_tokens_p99']}; generated tokens "
+          f"{pause['generated_tokens']}; shown {pause['shown']}, typed by the user later {pause['typed_later']}")
+
+
 def main() -> int:
     """Run all parts, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -345,13 +614,28 @@ def main() -> int:
     parser.add_argument("--create-completion-every", type=int, default=1)
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "typing_replay.json"))
+    parser.add_argument("--pause", action="store_true", help="only the pause replay (and the peer)")
+    parser.add_argument("--pause-chars", type=int, default=150)
+    parser.add_argument("--pause-interval-ms", type=int, default=120)
+    parser.add_argument("--no-peer", action="store_true", help="skip llama-server")
+    parser.add_argument("--settings", default="{}", help="extra server settings (JSON) for both replays")
     args = parser.parse_args()
-
-    files = pick_files(args.files)
     # No disk tier: a second run would otherwise be answered from the first one's completions.
     # The memory tier and typed-ahead reuse stay on, as in a fresh editor session.
+    settings = {"cache": {"disk": False}, **json.loads(args.settings)}
+    if args.pause:
+        pause = pause_part(args, settings)
+        out = Path(args.out).with_name("typing_replay_pause.json")
+        out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "settings": settings, "pause": pause},
+                                  indent=2) + "\n")
+        print_pause(pause)
+        print(f"wrote {out}")
+        return 0
+
+    files = pick_files(args.files)
     records, model_work = asyncio.run(run_replay(files, args.chars, (args.min_interval_ms, args.max_interval_ms),
-                                                 {"cache": {"disk": False}}))
+                                                 settings))
+    model_work = [w for w in model_work if w.get("source") == "model"]
     replay = summarize_replay(records)
     # KV reuse while typing: new prompt tokens evaluated per request, for prompts of 1,000+ tokens.
     long_prompts = [w for w in model_work if w["prompt_tokens"] >= 1000]
@@ -365,6 +649,7 @@ def main() -> int:
         "long_prompt_evaluated_p90": percentile([w["evaluated_tokens"] for w in long_prompts], 0.9),
         "prompt_tokens_p50": percentile([w["prompt_tokens"] for w in model_work], 0.5),
     }
+    pause = pause_part(args, settings)
     in_process = run_in_process(records, files, args.create_completion_every)
     cold = asyncio.run(cold_start("def add(a, b):\n    return ", args.cold_runs))
 
@@ -375,6 +660,7 @@ def main() -> int:
         "chars_per_file": args.chars,
         "interval_ms": [args.min_interval_ms, args.max_interval_ms],
         "lsp_replay": replay,
+        "pause_replay": pause,
         "in_process": in_process,
         "ratios": {
             "engine_vs_bare_tokens_per_s": engine["gen_tokens_per_s"] / bare["gen_tokens_per_s"],
@@ -414,6 +700,7 @@ def main() -> int:
           f"p50 {kv['evaluated_tokens_p50']} / p90 {kv['evaluated_tokens_p90']}; with 1,000+ token prompts "
           f"p50 {kv['long_prompt_evaluated_p50']} / p90 {kv['long_prompt_evaluated_p90']} "
           f"({kv['long_prompt_requests']} requests)")
+    print_pause(pause)
     print(f"wrote {args.out}")
     return 0
 

@@ -44,6 +44,11 @@ class CompletionSettings:
     max_block_tokens: int = 96
     """Tokens generated for a multi-line (block) suggestion."""
     max_block_lines: int = 8
+    line_budget_ms: int = 250
+    """Generation time for a line suggestion; past it the whole words so far are shown (0 = no limit)."""
+    block_budget_ms: int = 300
+    """Generation time for a block; past it the complete lines so far are shown and the rest is
+    generated on, for typed-ahead and the next request (0 = no limit)."""
     context_tokens: int = 1536
     """Prompt budget for inline completion."""
     prewarm: bool = True

@@ -16,13 +16,17 @@ import attrs
 
 from codeassist_lsp.cache import CachedCompletion, CompletionCache, completion_key
 from codeassist_lsp.config import Settings
-from codeassist_lsp.context.assembler import AssembledContext, ContextAssembler, Snippet, assemble_context
+from codeassist_lsp.context.assembler import (
+    PREFIX_SHARE, AssembledContext, ContextAssembler, Snippet, assemble_context,
+)
 from codeassist_lsp.context.gating import Gate, decide_mode
 from codeassist_lsp.context.languages import Language, language_for
 from codeassist_lsp.context.tokens import LineTokenCounter
 from codeassist_lsp.context.unbound import definition_start
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult
-from codeassist_lsp.engine.postprocess import block_stop, line_stop, shape_suggestion
+from codeassist_lsp.engine.postprocess import (
+    block_guard, block_stop, combine_stops, complete_lines, cycle_stop, line_stop, shape_suggestion, whole_words,
+)
 from codeassist_lsp.engine.prompts import completion_prompt_text, tokenize_prompt
 from codeassist_lsp.engine.tiers import make_completion_backend, make_quality_backend, probe_exactness
 from codeassist_lsp.engine.worker import Job, ModelWorker
@@ -35,10 +39,14 @@ log = logging.getLogger(__name__)
 # When the code before the cursor outgrows the budget, the window start jumps ahead by this share
 # of the budget, so that it stays put (and the KV cache stays valid) for many keystrokes after.
 WINDOW_HEADROOM = 0.25
+# How far past its budget the window may grow while typing before a keystroke moves it.
+WINDOW_SLACK = 0.25
 MAX_CHARS_PER_TOKEN = 8
 MAX_LINE_CHARS = 2000
 # Share of the prompt budget for related definitions and open-file snippets.
 SNIPPET_SHARE = 0.4
+# Part of every cache key: cached answers made under other stop rules are not reused.
+STOP_RULES_VERSION = 2
 
 
 @attrs.define
@@ -176,8 +184,13 @@ class CompletionService:
     # -- the pipeline ---------------------------------------------------------------------
 
     def _sticky_window(self, key: str, text: str, offset: int, budget: int,
-                       count_tokens: Callable[[str], int]) -> int:
-        """Where the prompt window starts; it moves rarely so the KV cache stays valid."""
+                       count_tokens: Callable[[str], int], *, keystroke: bool = False) -> int:
+        """Where the prompt window starts; it moves rarely so the KV cache stays valid.
+
+        On a keystroke the window moves only when it must (the cursor left it, or it outgrew the
+        budget by WINDOW_SLACK): moving it re-evaluates the whole prompt, which a typing pause
+        (prewarm) does instead, where nobody waits.
+        """
         # No token is longer than this many characters in practice: text before this floor can
         # never fit, so huge files cost no more than small ones.
         floor = max(0, offset - budget * MAX_CHARS_PER_TOKEN)
@@ -188,7 +201,9 @@ class CompletionService:
         if start > offset or start < floor:
             start = floor
         used = count_tokens(text[start:offset])
-        if used > budget or (start > floor and used < budget * (1 - 2 * WINDOW_HEADROOM)):
+        if keystroke and start >= floor and used <= budget * (1 + WINDOW_SLACK):
+            pass  # keep the head the KV cache holds; the next pause moves the window if it should
+        elif used > budget or (start > floor and used < budget * (1 - 2 * WINDOW_HEADROOM)):
             target = budget * (1 - WINDOW_HEADROOM)
             start = floor
             total = count_tokens(text[floor:offset])
@@ -258,13 +273,20 @@ class CompletionService:
             snippets = self.related_snippets(text, offset, path=path, language_id=language_id,
                                              budget=int(budget * SNIPPET_SHARE), version=version)
         immediate_budget = budget - sum(count_tokens(s.text) + 8 for s in snippets)
-        window_start = self._sticky_window(path, text, offset, int(immediate_budget * 0.7), count_tokens)
+        window_start = self._sticky_window(path, text, offset, int(immediate_budget * PREFIX_SHARE), count_tokens,
+                                           keystroke=kind == "completion" and not refresh_context)
+        # The window may run past its budget while typing (WINDOW_SLACK): the assembler must keep all of it.
+        kept = int(count_tokens(text[window_start:offset]) / PREFIX_SHARE) + 2
         context = assemble_context(text[window_start:], offset - window_start, path=path,
-                                   language=language, budget_tokens=immediate_budget,
+                                   language=language, budget_tokens=max(immediate_budget, kept),
                                    count_tokens=count_tokens, snippets=snippets)
         block = gate.mode == "block"
         max_tokens = options.max_block_tokens if block else options.max_tokens
-        stop_check = block_stop(gate.indent, options.max_block_lines) if block else line_stop
+        # Degenerate output stops early: a loop on a short cycle, a block that writes the code
+        # below the cursor again or prose outside a comment (measured in the pause replay: README).
+        stop_check = (combine_stops(block_stop(gate.indent, options.max_block_lines), cycle_stop,
+                                    block_guard(prepared.following, language.line_comment if language else None))
+                      if block else combine_stops(line_stop, cycle_stop))
         if kind == "prewarm":
             max_tokens, stop_check = 0, None
         prepared.context = context
@@ -274,6 +296,8 @@ class CompletionService:
             kind="prewarm" if kind == "prewarm" else "completion",
             stop_check=stop_check,
             not_before=time.monotonic() + options.debounce_ms / 1000,
+            budget_ms=float(options.block_budget_ms if block else options.line_budget_ms),
+            partial_cut=complete_lines if block else whole_words,
         )
         prepared.request = request
         prompt_text = completion_prompt_text(backend, context)
@@ -297,15 +321,8 @@ class CompletionService:
             return None
         return self.worker.submit(prepared.request)
 
-    def finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
-        """Shape the model's text and verify it; what fails verification is never shown."""
-        started = time.perf_counter()
-        if prepared.typed_ahead is not None:
-            return self._typed_ahead_suggestion(prepared)
-        if result is None and prepared.cached is not None:
-            result = self._cached_result(prepared)
-        elif result is not None:
-            self._store_in_cache(prepared, result)
+    def _shaped_and_verified(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
+        """The model's text cut to the gate's shape, then verified (text '' when nothing may be shown)."""
         raw = ""
         if result is not None:
             raw = shape_suggestion(prepared.start + result.text, prepared.gate, line_before=prepared.line_before,
@@ -317,6 +334,20 @@ class CompletionService:
             verdict = verify_suggestion(prepared.document, prepared.offset, raw, language=language,
                                         mode="inline", policy=self.policy)
             text = verdict.text if verdict.text.strip() else ""
+        return Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
+                          verdict=verdict, raw_text=raw, start=prepared.start)
+
+    def finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
+        """Shape the model's text and verify it; what fails verification is never shown."""
+        started = time.perf_counter()
+        if prepared.typed_ahead is not None:
+            return self._typed_ahead_suggestion(prepared)
+        if result is None and prepared.cached is not None:
+            result = self._cached_result(prepared)
+        elif result is not None:
+            self._store_in_cache(prepared, result)
+        shaped = self._shaped_and_verified(prepared, result)
+        raw, verdict, text = shaped.raw_text, shaped.verdict, shaped.text
         timings = {"prepare_ms": round(prepared.prepare_ms, 2)}
         if result is not None:
             timings.update(queue_ms=round(result.queue_ms, 2), prompt_ms=round(result.prompt_ms, 2),
@@ -331,12 +362,32 @@ class CompletionService:
         self._remember_shown(prepared, suggestion)
         return suggestion
 
+    def finish_rest(self, prepared: PreparedCompletion, result: GenerationResult) -> Suggestion | None:
+        """The whole generation behind an early (time budget) suggestion: cached, and shown on typed-ahead.
+
+        When the suggestion still shows (the user paused, or typed its start), the rest becomes part
+        of it, so the next typed-ahead answer carries it; the next identical prompt gets it from the cache.
+        """
+        self._store_in_cache(prepared, result)
+        shown = self._shown.get(prepared.path)
+        if shown is None or not prepared.path:
+            return None
+        whole = self._shaped_and_verified(prepared, result)
+        typed = shown.document[prepared.offset:shown.offset] if shown.offset >= prepared.offset else None
+        if (typed is None or len(shown.document) != len(prepared.document) + len(typed)
+                or not shown.document.startswith(prepared.document[:prepared.offset])
+                or not shown.document.endswith(prepared.document[prepared.offset:])
+                or not whole.text.startswith(typed + shown.text)):
+            return None  # the user moved on, or the whole answer does not extend what shows
+        self._shown[prepared.path] = attrs.evolve(shown, text=whole.text[len(typed):])
+        return whole
+
     def complete(self, text: str, offset: int, *, path: str, language_id: str | None = None) -> Suggestion:
         """The whole pipeline with fresh context, blocking (the one-shot CLI and benchmarks)."""
         self.wait_until_loaded()
         prepared = self.prepare(text, offset, path=path, language_id=language_id, refresh_context=True)
         job = self.submit(prepared)
-        result = job.future.result() if job is not None else None
+        result = job.final.result() if job is not None else None  # the whole answer, not a budget's part
         return self.finish(prepared, result)
 
     def prewarm(self, text: str, offset: int, *, path: str, language_id: str | None = None,
@@ -381,7 +432,9 @@ class CompletionService:
             "max_tokens": request.max_tokens, "stop": list(request.stop),
             "sampling": attrs.asdict(request.sampling), "mode": prepared.gate.mode,
             "indent": prepared.gate.indent, "max_block_lines": self.settings.completion.max_block_lines,
-            "context_size": self.settings.model.context_size,
+            "context_size": self.settings.model.context_size, "stop_rules": STOP_RULES_VERSION,
+            # A block stops where it would repeat the code below the cursor, which the prompt may not show.
+            "following": prepared.following[:400] if prepared.gate.mode == "block" else "",
         }
 
     def _look_up_cache(self, prepared: PreparedCompletion, backend: DecodeBackend,

@@ -259,16 +259,6 @@ def repetition_stop(text: str, window: int = 24, repeats: int = 4) -> int | None
     return None
 
 
-def combine_stops(*checks):  # type: ignore[no-untyped-def]
-    """A stop check that cuts at the earliest cut any of `checks` asks for."""
-
-    def check(text: str) -> int | None:
-        cuts = [cut for cut in (c(text) for c in checks if c is not None) if cut is not None]
-        return min(cuts) if cuts else None
-
-    return check
-
-
 # -- static plausibility of generated Python (no execution) ----------------------------------------
 
 def python_defects(document: str, function_name: str) -> int | None:

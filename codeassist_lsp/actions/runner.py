@@ -31,7 +31,7 @@ from codeassist_lsp.actions.targets import (
 from codeassist_lsp.config import ActionsSettings
 from codeassist_lsp.context.assembler import render_snippet
 from codeassist_lsp.engine.base import GenerationRequest, GenerationResult, Sampling
-from codeassist_lsp.engine.postprocess import block_stop
+from codeassist_lsp.engine.postprocess import block_stop, combine_stops
 from codeassist_lsp.errors import ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy
 
@@ -282,7 +282,7 @@ class ActionRunner:
         prompt = generate_prompt(self.backend, view.language, before=before, header=header, related=related)
         docstring_body = target.end > target.start or (view.language is not None and view.language.name == "python"
                                                        and target.anchor >= 0)
-        stop = edits.combine_stops(block_stop(target.indent, 80) if docstring_body else edits.code_stop(target.indent, 40),
+        stop = combine_stops(block_stop(target.indent, 80) if docstring_body else edits.code_stop(target.indent, 40),
                                    edits.repetition_stop)
         count = max(1, settings.best_of_n)
         outcome = ActionOutcome()

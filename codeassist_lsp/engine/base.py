@@ -11,10 +11,12 @@ import attrs
 JobKind = Literal["completion", "prewarm", "generation", "background"]
 # Which model serves a request: the fast completion tier (typing) or the quality tier (actions, hover).
 Tier = Literal["completion", "quality"]
-FinishReason = Literal["stop", "length", "eog", "cancelled", "empty"]
+FinishReason = Literal["stop", "length", "eog", "cancelled", "empty", "budget"]
 
 # Decides from the text generated so far whether to stop; returns where to cut it, or None.
 StopCheck = Callable[[str], "int | None"]
+# Receives the early part of a generation that ran past its time budget (on the model thread).
+PartialCallback = Callable[["GenerationResult"], None]
 
 
 @attrs.frozen
@@ -45,6 +47,12 @@ class GenerationRequest:
     score_tokens: int = 0
     """Score instead of generating: the log-probabilities of the last `score_tokens` prompt tokens
     (each given the tokens before it) in token_logprobs; prompt evaluation only (best-of-N reviewer)."""
+    budget_ms: float = 0.0
+    """Generation time after which what is complete is delivered early (`on_partial`) while the rest is
+    generated on; 0 = no budget. The user waits for the early part; the rest is for typed-ahead."""
+    partial_cut: StopCheck | None = attrs.field(default=None, eq=False)
+    """Where text generated so far may be cut for early delivery (complete lines, whole words); None
+    from it means nothing is worth showing yet."""
 
 
 @attrs.define
@@ -125,8 +133,13 @@ class DecodeBackend(Protocol):
         """The BOS token id."""
         ...
 
-    def run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
-        """Evaluate the prompt (reusing the KV cache) and generate; honour `cancel` every token."""
+    def run(self, request: GenerationRequest, cancel: CancelFlag,
+            on_partial: PartialCallback | None = None) -> GenerationResult:
+        """Evaluate the prompt (reusing the KV cache) and generate; honour `cancel` every token.
+
+        With `request.budget_ms`, what is complete at the budget goes to `on_partial` (once) and
+        generation goes on; the returned result is the whole generation.
+        """
         ...
 
     def close(self) -> None:

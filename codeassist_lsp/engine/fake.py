@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult
+from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult, PartialCallback
 
 
 class FakeBackend:
@@ -40,7 +40,8 @@ class FakeBackend:
         """The BOS token id."""
         return 0
 
-    def run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
+    def run(self, request: GenerationRequest, cancel: CancelFlag,
+            on_partial: PartialCallback | None = None) -> GenerationResult:
         """Emit CONTINUATION byte by byte, honouring stops, limits and cancellation."""
         result = GenerationResult(prompt_tokens=len(request.prompt_tokens))
         delay = request.not_before - time.monotonic()

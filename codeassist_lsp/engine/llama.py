@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from codeassist_lsp.config import ModelSettings, SpeculationSettings, effective_threads
-from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult, Sampling
+from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult, PartialCallback, Sampling
 from codeassist_lsp.engine.speculative import (
     AdaptiveDraftLength,
     Drafter,
@@ -680,12 +680,14 @@ class LlamaBackend:
 
     # -- the decode loop ------------------------------------------------------------------
 
-    def run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
+    def run(self, request: GenerationRequest, cancel: CancelFlag,
+            on_partial: PartialCallback | None = None) -> GenerationResult:
         """Evaluate the prompt reusing the KV cache, then generate until a stop condition."""
         with self._attached(cancel):
-            return self._run(request, cancel)
+            return self._run(request, cancel, on_partial)
 
-    def _run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
+    def _run(self, request: GenerationRequest, cancel: CancelFlag,
+             on_partial: PartialCallback | None = None) -> GenerationResult:
         result = GenerationResult(prompt_tokens=len(request.prompt_tokens))
         prompt = list(request.prompt_tokens)
         if len(prompt) + request.max_tokens >= self.n_ctx:
@@ -726,7 +728,9 @@ class LlamaBackend:
             return result
 
         generate_started = time.perf_counter()
-        result.finish_reason = self._generate(request, cancel, result, prompt, drafter)
+        budget = _Budget(request, on_partial, result, generate_started) if request.budget_ms > 0 and on_partial \
+            else None
+        result.finish_reason = self._generate(request, cancel, result, prompt, drafter, budget)
         result.generate_ms = (time.perf_counter() - generate_started) * 1000
         self._note_speed("prompt", result.prompt_ms, result.evaluated_tokens)
         self._note_speed("decode", result.generate_ms, result.generated_tokens - 1)
@@ -742,7 +746,7 @@ class LlamaBackend:
         setattr(self, attribute, sample if current is None else 0.8 * current + 0.2 * sample)
 
     def _generate(self, request: GenerationRequest, cancel: CancelFlag, result: GenerationResult,
-                  prompt: list[int], drafter: Drafter | None) -> str:
+                  prompt: list[int], drafter: Drafter | None, budget: _Budget | None = None) -> str:
         lib = self._lib
         sampler = self._sampler(request.sampling)
         lib.llama_sampler_reset(sampler)
@@ -781,6 +785,8 @@ class LlamaBackend:
             if cut is not None:
                 result.text = text[:cut]
                 return "stop"
+            if budget is not None:
+                budget.check(text)
             if queue:
                 continue
             if produced >= request.max_tokens:
@@ -891,6 +897,32 @@ class LlamaBackend:
         if getattr(self, "_model", None):
             lib.llama_model_free(self._model)
             self._model = None
+
+
+class _Budget:
+    """Delivers the complete part of a generation once it runs past its time budget (once)."""
+
+    def __init__(self, request: GenerationRequest, on_partial: PartialCallback, result: GenerationResult,
+                 started: float) -> None:
+        self.started = started
+        self.deadline = started + request.budget_ms / 1000
+        self.cut = request.partial_cut
+        self.on_partial = on_partial
+        self.result = result
+        self.delivered = False
+
+    def check(self, text: str) -> None:
+        """Past the deadline: hand over what is complete (if anything is yet) and keep generating."""
+        if self.delivered or time.perf_counter() < self.deadline:
+            return
+        cut = self.cut(text) if self.cut is not None else len(text)
+        if cut is None or cut <= 0:
+            return  # nothing complete yet: deliver as soon as something is
+        self.delivered = True
+        partial = attrs.evolve(self.result, text=text[:cut], finish_reason="budget",
+                               token_logprobs=list(self.result.token_logprobs))
+        partial.generate_ms = (time.perf_counter() - self.started) * 1000
+        self.on_partial(partial)
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:

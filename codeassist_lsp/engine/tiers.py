@@ -158,14 +158,18 @@ def make_quality_backend(settings: Settings, completion: DecodeBackend | None) -
     if chosen is None:
         return None
     path, spec = chosen
-    completion_id = getattr(completion, "model_id", None)
-    if completion_id == f"{path.name}:{path.stat().st_size}" and settings.actions.model == settings.model:
-        return completion  # one model serves both tiers: loaded once
-    if completion_id == f"{path.name}:{path.stat().st_size}":
-        log.info("both tiers name %s with different settings: it is loaded twice", path.name)
+    if getattr(completion, "model_id", None) == f"{path.name}:{path.stat().st_size}":
+        if _load_settings(settings.actions.model) == _load_settings(settings.model):
+            return completion  # one model serves both tiers: loaded once
+        log.info("both tiers name %s with different load settings: it is loaded twice", path.name)
     backend = load_backend(path, spec, settings, settings.actions.model)
     backend.warm_up()
     return backend
+
+
+def _load_settings(model: ModelSettings) -> tuple[object, ...]:
+    """What must match for one loaded model to serve both tiers."""
+    return model.context_size, model.gpu_layers, effective_threads(model), model.batch_size
 
 
 def probe_exactness(backend: LlamaBackend, model: ModelSettings, cancel: CancelFlag | None = None) -> bool:

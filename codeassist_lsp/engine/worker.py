@@ -40,6 +40,8 @@ class Job:
         self.task = task
         self.cancel_flag = CancelFlag()
         self.future: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
+        # The whole generation; `future` resolves earlier with the part ready at a time budget.
+        self.final: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
         self.submitted = time.monotonic()
         self.preemptions = 0
 
@@ -48,9 +50,27 @@ class Job:
         self.cancel_flag.cancel(reason)
 
     def fail(self, error: BaseException) -> None:
-        """Resolve the future with an error unless the caller already gave up on it."""
+        """Resolve the futures with an error unless the caller already gave up on them."""
+        for future in (self.future, self.final):
+            if not future.done():
+                future.set_exception(error)
+
+    def deliver_early(self, partial: GenerationResult) -> None:
+        """The part of the result ready at the time budget: the caller stops waiting; generation goes on."""
         if not self.future.done():
-            self.future.set_exception(error)
+            self.future.set_result(partial)
+
+    def finish(self, result: GenerationResult) -> None:
+        """The whole result."""
+        if not self.future.done():
+            self.future.set_result(result)
+        if not self.final.done():
+            self.final.set_result(result)
+
+    @property
+    def continuing(self) -> bool:
+        """Whether the caller has its early part and this job only completes the rest for later."""
+        return self.future.done() and not self.final.done()
 
     @property
     def sort_key(self) -> tuple[int, int]:
@@ -108,6 +128,8 @@ class ModelWorker:
                     running.cancel("preempted")
             elif request.kind == "generation" and running is not None and running.request.kind == "background":
                 running.cancel("preempted")
+            if running is not None and running.continuing and request.kind != "background":
+                running.cancel("superseded")  # nobody waits for it: the rest of a suggestion already shown
             elif request.kind == "prewarm":
                 if any(j.request.kind == "completion" for j in self._pending) or (
                     self._running is not None and self._running.request.kind == "completion"
@@ -187,17 +209,23 @@ class ModelWorker:
                     if job.cancel_flag.is_set and job.cancel_flag.reason == "preempted":
                         self._requeue(job)
                         continue
-                    job.future.set_result(outcome)  # type: ignore[arg-type]
+                    job.finish(outcome)  # type: ignore[arg-type]
                     continue
                 started = time.monotonic()
-                result = backend.run(job.request, job.cancel_flag)
-                result.queue_ms = (started - job.submitted) * 1000
+                queue_ms = (started - job.submitted) * 1000
+
+                def early(partial: GenerationResult, job: Job = job) -> None:
+                    partial.queue_ms = queue_ms
+                    job.deliver_early(partial)
+
+                result = backend.run(job.request, job.cancel_flag, early if job.request.budget_ms > 0 else None)
+                result.queue_ms = queue_ms
                 if result.finish_reason == "cancelled":
                     if job.cancel_flag.reason == "preempted":
                         self._requeue(job)
                         continue
                     raise Cancelled(job.cancel_flag.reason or "cancelled")
-                job.future.set_result(result)
+                job.finish(result)
             except BaseException as error:
                 job.fail(error)
             finally:

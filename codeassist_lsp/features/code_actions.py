@@ -27,6 +27,7 @@ from codeassist_lsp.actions.targets import (
 )
 from codeassist_lsp.errors import Cancelled, CodeassistError
 from codeassist_lsp.features import offset_in
+from codeassist_lsp.features.documents import schedule_prewarm
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -227,6 +228,10 @@ def register(server: CodeassistServer) -> None:
             return None
         document, view = document_view(server, params.text_document.uri)
         start, end = _offset(document, params.range.start), _offset(document, params.range.end)
+        if start == end:
+            # Editors ask for code actions when the cursor moves (VS Code's lightbulb): the only
+            # word of where the user is before they type. Evaluate the prompt there while idle.
+            schedule_prewarm(server, params.text_document.uri, params.range.start)
         diagnostics = params.context.diagnostics or []
         spans = [(_offset(document, d.range.start), _offset(document, d.range.end), d.message) for d in diagnostics]
         listed = list_actions(view, min(start, end), max(start, end), spans, only=params.context.only)

@@ -38,8 +38,9 @@ def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None
         log.debug("prewarm skipped: %s", error.message)
 
 
-def _schedule_prewarm(server: CodeassistServer, uri: str, position: types.Position | None,
-                      delay: float) -> None:
+def schedule_prewarm(server: CodeassistServer, uri: str, position: types.Position | None,
+                     delay: float = PREWARM_IDLE_SECONDS) -> None:
+    """Evaluate the prompt at `position` once the document has been idle for `delay` seconds."""
     previous = server.prewarm_tasks.pop(uri, None)
     if previous is not None:
         previous.cancel()
@@ -72,7 +73,7 @@ def register(server: CodeassistServer) -> None:
     async def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
-        _schedule_prewarm(server, item.uri, None, 0.0)
+        schedule_prewarm(server, item.uri, None, 0.0)
         _scan(server, item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -83,7 +84,7 @@ def register(server: CodeassistServer) -> None:
         server.documents.update(document.path, document.source, document.version)
         if params.content_changes:
             position = _end_of_change(server, params.content_changes[-1])
-            _schedule_prewarm(server, uri, position, PREWARM_IDLE_SECONDS)
+            schedule_prewarm(server, uri, position, PREWARM_IDLE_SECONDS)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     async def did_save(params: types.DidSaveTextDocumentParams) -> None:

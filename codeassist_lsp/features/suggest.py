@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from codeassist_lsp.errors import Cancelled, CodeassistError
 from codeassist_lsp.features import offset_in
-from codeassist_lsp.service import Suggestion
+from codeassist_lsp.engine.base import GenerationResult
+from codeassist_lsp.engine.worker import Job
+from codeassist_lsp.service import PreparedCompletion, Suggestion
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -30,6 +33,19 @@ def _inside(text: str, lines: Sequence[str], position: types.Position) -> bool:
 # empty: the user is waiting for exactly this suggestion, and an editor asks again only on the next
 # keystroke. A newer request or a client's cancel ends the wait.
 MODEL_WAIT_S = 5.0
+
+
+def _when_whole(server: CodeassistServer, job: Job, prepared: PreparedCompletion) -> None:
+    """Past its time budget a suggestion shows early; the rest, when generated, joins it for typed-ahead."""
+    loop = asyncio.get_running_loop()
+    service = server.service
+
+    def done(final: Future[GenerationResult]) -> None:
+        if final.cancelled() or final.exception() is not None or service is None:
+            return  # superseded by the next keystroke: nobody needs the rest
+        loop.call_soon_threadsafe(service.finish_rest, prepared, final.result())
+
+    job.final.add_done_callback(done)
 
 
 async def suggest_at(server: CodeassistServer, uri: str, position: types.Position) -> Suggestion | None:
@@ -63,6 +79,8 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
                 job.cancel("client cancelled the request")
                 server.stats["cancelled"] += 1
                 raise
+            if result.finish_reason == "budget":
+                _when_whole(server, job, prepared)
     except Cancelled:
         server.stats["cancelled"] += 1
         return None
@@ -72,11 +90,16 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     if server.workspace.get_text_document(uri).version != version:
         server.stats["stale"] += 1
         return None
+    # Where each answer came from (benchmarks tell model work from typed-ahead and cache hits by it).
+    source = ("typed-ahead" if prepared.typed_ahead is not None else "cache" if prepared.cached is not None
+              else "gated" if result is None else "model")
+    record: dict[str, object] = {"version": version, "source": source}
     if result is not None:
-        server.recent_requests.append({
-            "prompt_tokens": result.prompt_tokens, "reused_tokens": result.reused_tokens,
-            "evaluated_tokens": result.evaluated_tokens, "generated_tokens": result.generated_tokens,
-            "prompt_ms": round(result.prompt_ms, 2), "generate_ms": round(result.generate_ms, 2)})
+        record.update(prompt_tokens=result.prompt_tokens, reused_tokens=result.reused_tokens,
+                      evaluated_tokens=result.evaluated_tokens, generated_tokens=result.generated_tokens,
+                      prompt_ms=round(result.prompt_ms, 2), generate_ms=round(result.generate_ms, 2),
+                      finish=result.finish_reason)
+    server.recent_requests.append(record)  # type: ignore[arg-type]
     suggestion = service.finish(prepared, result)
     server.stats["shown" if suggestion.text else "empty"] += 1
     log.debug("suggestion at %s:%d:%d (%s) %r %s", uri, position.line, position.character,

@@ -168,3 +168,17 @@ def test_a_preloaded_model_is_adopted_and_a_mismatched_one_is_dropped(model_path
         assert own.run(_request(own, prompt), CancelFlag()).text == expected
     finally:
         own.close()
+
+
+def test_past_its_budget_a_generation_delivers_whole_words_early_and_goes_on(backend: LlamaBackend) -> None:
+    from codeassist_lsp.engine.postprocess import whole_words
+
+    prompt = "# A long story about code\n"
+    plain = backend.run(_request(backend, prompt, max_tokens=24), CancelFlag())
+    early: list = []
+    budgeted = backend.run(_request(backend, prompt, max_tokens=24, budget_ms=1, partial_cut=whole_words),
+                           CancelFlag(), early.append)
+    assert budgeted.text == plain.text and budgeted.finish_reason == plain.finish_reason  # the whole answer
+    assert len(early) == 1 and early[0].finish_reason == "budget", early
+    assert early[0].text.strip() and plain.text.startswith(early[0].text), (early[0].text, plain.text)
+    assert whole_words(early[0].text) == len(early[0].text)  # cut before a word still being written

@@ -111,3 +111,17 @@ def test_cancelling_a_preempted_generation_really_cancels_it(worker: ModelWorker
     completion.future.result(120)
     with pytest.raises(Cancelled):
         generation.future.result(120)
+
+
+def test_a_budget_answers_early_and_the_rest_continues_until_superseded(worker: ModelWorker) -> None:
+    from codeassist_lsp.engine.postprocess import whole_words
+
+    job = worker.submit(_completion(worker, "# A long story about code\n", 120, budget_ms=1, partial_cut=whole_words))
+    early = job.future.result(120)
+    assert early.finish_reason == "budget" and early.text.strip()
+    assert not job.final.done()  # still generating the rest
+    worker.submit(_completion(worker, "def add(a, b):\n    return", 4)).future.result(120)
+    with pytest.raises(Cancelled):  # nobody waited for the rest: the next keystroke took the model
+        job.final.result(120)
+    whole = worker.submit(_completion(worker, "x = 1\n", 6, budget_ms=60_000, partial_cut=whole_words))
+    assert whole.future.result(120) is whole.final.result(120)  # within budget: one answer
