@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -133,6 +135,114 @@ async def latency(runner: ActionRunner, runs: int) -> dict[str, Any]:
     return table
 
 
+def _target_for(action: str, view: DocumentView) -> Any:
+    """The action's target on its snippet, as the code-action list offers it."""
+    spec = SNIPPETS[action]
+    text = view.text
+    if action == "hover":
+        return hover_target(view, text.index(spec[1]) + 1)
+    diagnostics: list[tuple[int, int, str]] = []
+    if action == "docstring":
+        offset = end = text.index(spec[1])
+    elif action == "fix":
+        offset = end = text.index(spec[1])
+        diagnostics = [(offset, offset + len(spec[1]), spec[2])]
+    elif action == "generate":
+        offset = end = text.index(spec[1])
+    elif action == "refactor":
+        offset, end = text.index(spec[1]), text.index(spec[2]) + len(spec[2])
+    else:
+        offset, end = 0, len(text)
+    return next(a.target for a in list_actions(view, offset, end, diagnostics) if a.target.action == action)
+
+
+def bare_floor_ms(backend: Any, prompt: list[int], generated: int) -> float:
+    """The physical floor of one model call: its prompt in full batches from an empty cache, then
+    `generated` one-token greedy decodes, on the same context; no stop checks, no Python per token
+    beyond the decode call."""
+    import llama_cpp as lib
+
+    backend._truncate_cache(0)
+    started = time.perf_counter()
+    for begin in range(0, len(prompt), 512):
+        chunk = prompt[begin:begin + 512]
+        lib.llama_decode(backend._ctx, lib.llama_batch_get_one((lib.llama_token * len(chunk))(*chunk), len(chunk)))
+    sampler = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+    lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_greedy())
+    one = (lib.llama_token * 1)()
+    for _ in range(generated):
+        one[0] = lib.llama_sampler_sample(sampler, backend._ctx, -1)
+        lib.llama_decode(backend._ctx, lib.llama_batch_get_one(one, 1))
+    elapsed = (time.perf_counter() - started) * 1000
+    lib.llama_sampler_free(sampler)
+    lib.llama_memory_clear(backend._memory, True)
+    backend._cached.clear()
+    return elapsed
+
+
+async def latency_vs_floor(runner: ActionRunner, runs: int) -> dict[str, Any]:
+    """Each action cold (empty KV cache) vs its physical floor, and copy-edits with speculation off vs on.
+
+    Every model call an action makes is recorded (prompt tokens, tokens generated); after the run
+    the same calls are replayed through `bare_floor_ms` on the same context, so action / floor is
+    measured in the same run, on the same machine state.
+    """
+    backend = runner.backend
+    calls: list[tuple[list[int], int]] = []
+    original_run = runner._run
+
+    async def recording_run(request: Any) -> Any:
+        result = await original_run(request)
+        calls.append((list(request.prompt_tokens), result.generated_tokens))
+        return result
+
+    runner._run = recording_run  # type: ignore[method-assign]
+    speculation = backend.speculation
+    table: dict[str, Any] = {}
+    try:
+        for action in SNIPPETS:
+            modes = ("off", speculation.mode) if action in ("docstring", "fix", "refactor") else (speculation.mode,)
+            for mode in modes:
+                backend.speculation = attrs.evolve(speculation, mode=mode)
+                rows = []
+                for run in range(runs):
+                    view = DocumentView.of(f"file:///bench/{action}-{mode}-{run}.py", SNIPPETS[action][0], 1, "python")
+                    target = _target_for(action, view)
+                    calls.clear()
+                    backend._truncate_cache(0)
+                    started = time.perf_counter()
+                    if action == "hover":
+                        text = await runner.hover(target, view, HoverCache())
+                    else:
+                        outcome = await runner.resolve(target, view)
+                        text = (outcome.replacement.new_text if outcome.replacement else outcome.explanation) or ""
+                    elapsed = (time.perf_counter() - started) * 1000
+                    made = list(calls)
+                    floor = sum(bare_floor_ms(backend, prompt, generated) for prompt, generated in made)
+                    rows.append({"ms": elapsed, "floor_ms": floor, "prompt_tokens": sum(len(p) for p, _ in made),
+                                 "generated_tokens": sum(g for _, g in made), "calls": len(made), "text": text})
+                    print(f"  {action:<10} {mode:<6} run {run + 1}: {elapsed:7.0f} ms, floor {floor:7.0f} ms, "
+                          f"prompt {rows[-1]['prompt_tokens']}, generated {rows[-1]['generated_tokens']}",
+                          file=sys.stderr)
+                key = action if mode == speculation.mode else f"{action}_no_speculation"
+                table[key] = {
+                    "p50_ms": round(statistics.median(r["ms"] for r in rows), 1),
+                    "floor_p50_ms": round(statistics.median(r["floor_ms"] for r in rows), 1),
+                    "ratio_to_floor_p50": round(statistics.median(r["ms"] / r["floor_ms"] for r in rows), 3),
+                    "prompt_tokens": rows[0]["prompt_tokens"], "generated_tokens": rows[0]["generated_tokens"],
+                    "model_calls": rows[0]["calls"], "runs": runs,
+                    "outputs_identical_across_runs": len({r["text"] for r in rows}) == 1, "output": rows[0]["text"],
+                }
+            if len(modes) == 2:
+                plain, fast = table[f"{action}_no_speculation"], table[action]
+                table[action]["speedup_vs_no_speculation"] = round(plain["p50_ms"] / fast["p50_ms"], 3)
+                table[action]["identical_to_no_speculation"] = plain["output"] == fast["output"]
+    finally:
+        backend.speculation = speculation
+        runner._run = original_run  # type: ignore[method-assign]
+    return table
+
+
 async def humaneval(runner: ActionRunner, limit: int, best_of: int, seed: int, deadline: float,
                     partial: Path | None = None, start: int = 0, dump: Path | None = None) -> dict[str, Any]:
     """pass@1 of N=1 (greedy) and best-of-N on the same candidates; stops at the deadline."""
@@ -225,6 +335,8 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0, help="skip the first problems (resume a run)")
     parser.add_argument("--max-tokens", type=int, default=0, help="tokens per generated candidate (0: the setting)")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="each action vs its physical floor, and copy-edits with speculation off vs on")
     parser.add_argument("--skip-humaneval", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--candidates", type=Path, default=None,
@@ -260,6 +372,10 @@ def main() -> None:
         if not args.skip_latency:
             print("latency:", file=sys.stderr)
             report["latency"] = asyncio.run(latency(runner, args.runs))
+        if args.floor:
+            print("latency vs the physical floor (cold KV cache), speculation off vs on:", file=sys.stderr)
+            runner.settings.best_of_n = 1  # one greedy candidate: the floor of one call is defined
+            report["floor"] = asyncio.run(latency_vs_floor(runner, args.runs))
         if not args.skip_humaneval:
             print("humaneval:", file=sys.stderr)
             deadline = time.monotonic() + args.time_budget
@@ -273,6 +389,13 @@ def main() -> None:
         print(f"{'action':<18}{'p50 ms':>10}{'p99 ms':>10}{'runs':>6}  outcomes")
         for action, row in report["latency"].items():
             print(f"{action:<18}{row['p50_ms']:>10}{row['p99_ms']:>10}{row['runs']:>6}  {','.join(row.get('outcomes', []))[:60]}")
+    if "floor" in report:
+        print(f"{'action (cold KV)':<30}{'p50 ms':>9}{'floor ms':>10}{'ratio':>7}{'prompt':>8}{'gen':>6}"
+              f"{'spec x':>8}  identical")
+        for action, row in report["floor"].items():
+            print(f"{action:<30}{row['p50_ms']:>9}{row['floor_p50_ms']:>10}{row['ratio_to_floor_p50']:>7}"
+                  f"{row['prompt_tokens']:>8}{row['generated_tokens']:>6}{row.get('speedup_vs_no_speculation', ''):>8}"
+                  f"  {row.get('identical_to_no_speculation', '')}")
     if "humaneval" in report:
         he = report["humaneval"]
         print(f"HumanEval ({he['problems_run']} problems, best-of-{he['best_of_n']}): pass@1 N=1 {he['pass_at_1_n1']:.3f}  "

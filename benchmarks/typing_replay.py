@@ -196,22 +196,58 @@ async def replay_file_paused(client: LanguageClient, path: Path, language_id: st
     return records
 
 
+# What the background actions resolve while the user types (--with-actions): a docstring, again and again.
+ACTION_SOURCE = ("def word_counts(text):\n    counts = {}\n    for word in text.split():\n"
+                 "        counts[word] = counts.get(word, 0) + 1\n    return counts\n")
+
+
+async def _actions_forever(client: LanguageClient, done: list[int]) -> None:
+    """Resolve a docstring action on another document back to back (the quality tier always busy)."""
+    uri = "file:///tmp/typing-replay-actions/actions.py"
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=ACTION_SOURCE)))
+    cursor = position_of(ACTION_SOURCE, ACTION_SOURCE.index("counts = {}"))
+    while True:
+        actions = await client.text_document_code_action_async(types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=cursor, end=cursor),
+            context=types.CodeActionContext(diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Invoked)))
+        docstring = next(a for a in actions or [] if isinstance(a, types.CodeAction)
+                         and isinstance(a.data, dict) and a.data["codeassist"]["action"] == "docstring")
+        await client.code_action_resolve_async(docstring)
+        done[0] += 1
+
+
 async def run_pause_replay(files: list[tuple[Path, str, int]], chars: int, interval_ms: int,
-                           settings: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The pause replay over LSP; each keystroke's record joined with the server's own record of it."""
+                           settings: dict[str, Any], with_actions: bool = False
+                           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """The pause replay over LSP; each keystroke's record joined with the server's own record of it.
+
+    with_actions: a docstring action is resolved back to back on another document the whole time
+    (the quality model always busy); returns how many finished.
+    """
     client, _ = await _start_client(settings)
     records: list[dict[str, Any]] = []
-    for path, language_id, start_line in files:
-        records.extend(await replay_file_paused(client, path, language_id, start_line, chars, interval_ms))
+    done = [0]
+    background = asyncio.ensure_future(_actions_forever(client, done)) if with_actions else None
+    try:
+        for path, language_id, start_line in files:
+            records.extend(await replay_file_paused(client, path, language_id, start_line, chars, interval_ms))
+    finally:
+        if background is not None:
+            background.cancel()
     report = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
     await _stop_client(client)
-    return records, report.get("recent_requests", [])
+    return records, report.get("recent_requests", []), done[0]
+
+
+# The server under test: this checkout, or (--baseline) another checkout's codeassist_lsp package.
+SERVER_ENV: dict[str, str] | None = None
 
 
 async def _start_client(settings: dict[str, Any]) -> tuple[LanguageClient, dict[str, Any]]:
     client = LanguageClient("typing-replay", "1")
-    await client.start_io(*SERVER)
+    await client.start_io(*SERVER, env=SERVER_ENV)
     caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
         inline_completion=types.InlineCompletionClientCapabilities()))
     await client.initialize_async(types.InitializeParams(capabilities=caps, initialization_options=settings))
@@ -567,8 +603,17 @@ async def cold_start(sample: str, runs: int) -> list[float]:
 def pause_part(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
     """The pause replay (every keystroke awaited) and, on the same keystrokes, the peer server."""
     files = [entry for entry in PAUSE_FILES if entry[0].is_file()]
-    records, server_records = asyncio.run(run_pause_replay(files, args.pause_chars, args.pause_interval_ms, settings))
+    records, server_records, _ = asyncio.run(run_pause_replay(files, args.pause_chars, args.pause_interval_ms,
+                                                              settings))
     summary = summarize_pause(records, server_records)
+    if args.with_actions:
+        busy, busy_server, finished = asyncio.run(run_pause_replay(files, args.pause_chars, args.pause_interval_ms,
+                                                                    settings, with_actions=True))
+        loaded = summarize_pause(busy, busy_server)
+        summary["with_actions"] = {key: loaded[key] for key in ("p50_ms", "p90_ms", "p99_ms", "model_p50_ms",
+                                                                "model_p99_ms", "keystrokes", "timeouts")}
+        summary["with_actions"]["actions_finished"] = finished
+        summary["with_actions"]["p99_ratio"] = loaded["p99_ms"] / summary["p99_ms"]
     languages = {p.name: lang for p, lang, _ in files}
     if args.no_peer:
         summary["peer"] = {"skipped": "--no-peer"}
@@ -599,6 +644,11 @@ def print_pause(pause: dict[str, Any]) -> None:
             row = peer[name]
             print(f"| llama-server, {name.replace('_', ' ')} | {row['p50_ms']:.0f} | {row['p90_ms']:.0f} | "
                   f"{row['p99_ms']:.0f} | {row['requests']} |")
+    if "with_actions" in pause:
+        busy = pause["with_actions"]
+        print(f"| codeassist, every keystroke, while actions run back to back | {busy['p50_ms']:.0f} | "
+              f"{busy['p90_ms']:.0f} | {busy['p99_ms']:.0f} | {busy['keystrokes']} ({busy['actions_finished']} "
+              f"actions finished; p99 {busy['p99_ratio']:.2f}x) |")
     print(f"sources {pause['sources']}; new tokens evaluated per model keystroke p50 {pause['evaluated_tokens_p50']} "
           f"/ p90 {pause['evaluated_tokens_p90']} / p99 {pause['evaluated_tokens_p99']}; generated tokens "
           f"{pause['generated_tokens']}; shown {pause['shown']}, typed by the user later {pause['typed_later']}")
@@ -618,17 +668,32 @@ def main() -> int:
     parser.add_argument("--pause-chars", type=int, default=150)
     parser.add_argument("--pause-interval-ms", type=int, default=120)
     parser.add_argument("--no-peer", action="store_true", help="skip llama-server")
+    parser.add_argument("--with-actions", action="store_true",
+                        help="with --pause: replay again while code actions run back to back (completions preempt)")
     parser.add_argument("--settings", default="{}", help="extra server settings (JSON) for both replays")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="with --pause: also replay with the server of this checkout (e.g. a git worktree of "
+                             "an earlier commit), in the same run")
     args = parser.parse_args()
     # No disk tier: a second run would otherwise be answered from the first one's completions.
     # The memory tier and typed-ahead reuse stay on, as in a fresh editor session.
     settings = {"cache": {"disk": False}, **json.loads(args.settings)}
     if args.pause:
-        pause = pause_part(args, settings)
+        report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "settings": settings}
+        if args.baseline is not None:
+            global SERVER_ENV
+            SERVER_ENV = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
+            no_peer, args.no_peer = args.no_peer, True
+            report["baseline"] = {"checkout": str(args.baseline), **pause_part(args, settings)}
+            SERVER_ENV, args.no_peer = None, no_peer
+        report["pause"] = pause_part(args, settings)
         out = Path(args.out).with_name("typing_replay_pause.json")
-        out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "settings": settings, "pause": pause},
-                                  indent=2) + "\n")
-        print_pause(pause)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        if "baseline" in report:
+            print(f"-- baseline server: {args.baseline}")
+            print_pause(report["baseline"])
+            print("-- this checkout")
+        print_pause(report["pause"])
         print(f"wrote {out}")
         return 0
 

@@ -102,9 +102,9 @@ class ActionsSettings:
     """Tokens generated for a hover explanation."""
     context_tokens: int = 2048
     """Prompt budget for actions (the code around the target and related definitions)."""
-    hover_budget_ms: int = 3000
-    """Hover uses the quality model when its measured speed answers within this; else a structural
-    summary that points at the Explain action (a slow CPU) or the completion model (no code model)."""
+    hover_budget_ms: int = 5000
+    """Hover asks the quality model when its measured speed answers within this (2 cores: 3-4.5 s);
+    else the hover is a structural summary pointing at the Explain action."""
     model: ModelSettings = attrs.Factory(ModelSettings)
     """The quality tier: the model for every action and hover (`name`, `path`, `gpuLayers`, `contextSize`...)."""
 

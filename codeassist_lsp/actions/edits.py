@@ -241,6 +241,24 @@ def paragraph_stop(text: str) -> int | None:
     return cut if cut > start else None
 
 
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?](?=\s)")
+
+
+def sentences_stop(limit: int):  # type: ignore[no-untyped-def]
+    """Stop prose after `limit` sentences (outside `code`), or at the end of its first line."""
+
+    def check(text: str) -> int | None:
+        ended = 0
+        for match in _SENTENCE_END.finditer(text):
+            if text[:match.start()].count("`") % 2 == 0:
+                ended += 1
+                if ended >= limit:
+                    return match.end()
+        return first_line_stop(text)
+
+    return check
+
+
 def first_line_stop(text: str) -> int | None:
     """Stop at the end of the first line that has content (hover: one short paragraph)."""
     start = len(text) - len(text.lstrip())

@@ -268,7 +268,8 @@ def hover_prompt(backend: Any, language: Language | None, *, code: str, kind: st
     # 270M model from answering with code or a blank line (it often did after "`name` ").
     subject = {"definition": _definition_word(code), "call": "call"}.get(kind, "code")
     primer = f"This {subject}"
-    user = code_first(language, code, f"In one sentence, what does this {subject} do?")
+    user = code_first(language, code, f"Summarize this {subject} in one or two short sentences: what it does, "
+                      "and any error it raises.")
     plain = f"# Code explained\n\n{_fenced(language, code)}\n\nIn plain English: "
     return build_prompt(backend, language=language, user=user, primer=primer, plain=plain, stop=("\n\n",))
 

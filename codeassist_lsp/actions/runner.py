@@ -56,6 +56,10 @@ GREEDY_MARGIN = 0.1
 REVIEW_MAX_TOKENS = 256
 DOC_MAX_TOKENS = 96
 HOVER_CACHE_ENTRIES = 256
+# A hover says what the code does (and what it raises) in this many sentences at most.
+HOVER_SENTENCES = 2
+# Tokens such an answer takes, typically (Qwen2.5-Coder on the benchmark's functions: 30-50).
+HOVER_EXPECTED_TOKENS = 40
 # An action asked for while the models load waits this long for them (the user asked for it).
 QUALITY_LOAD_WAIT_S = 30.0
 
@@ -158,6 +162,22 @@ def score_candidates(candidates: list[Candidate]) -> None:
         candidate.score = score
 
 
+def _reporting_progress(stop_check: Any, max_tokens: int, report: ProgressCallback,
+                        loop: asyncio.AbstractEventLoop) -> Any:
+    """The stop check, also reporting progress: it runs once per generated token (on the model thread)."""
+    produced = [0, -1]
+
+    def check(text: str) -> int | None:
+        produced[0] += 1
+        percentage = min(99, 100 * produced[0] // max(1, max_tokens))
+        if percentage >= produced[1] + 10:  # a report per tenth: the editor need not redraw per token
+            produced[1] = percentage
+            loop.call_soon_threadsafe(report, f"{produced[0]} tokens", percentage)
+        return stop_check(text) if stop_check is not None else None
+
+    return check
+
+
 class ActionRunner:
     """Resolves actions and hovers against one completion service (its worker, assembler and policy)."""
 
@@ -204,6 +224,8 @@ class ActionRunner:
         """One generation on the worker; cancelling the awaiting task cancels the job."""
         backend = self.backend
         tokens = prompt_tokens(backend, prompt)
+        if self.progress is not None:
+            stop_check = _reporting_progress(stop_check, max_tokens, self._report, asyncio.get_running_loop())
         request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=max_tokens, kind="generation",
                                     tier="quality", stop=prompt.stop, stop_check=stop_check, sampling=sampling,
                                     want_logprobs=True)
@@ -555,14 +577,32 @@ class ActionRunner:
         if cached is not None:
             self.stats["hover_cache_hits"] = self.stats.get("hover_cache_hits", 0) + 1
             return cached
+        estimate = self.hover_estimate_ms(target, view)
+        if estimate is not None and estimate > self.settings.hover_budget_ms:
+            # Too slow here to wait for: what tree-sitter knows, and where the model's answer is.
+            self.stats["hover_over_budget"] = self.stats.get("hover_over_budget", 0) + 1
+            summary = structural_summary(target, language)
+            return (f"{summary}\n\n*The code model needs about {estimate / 1000:.0f} s here (over "
+                    f"actions.hoverBudgetMs): use the code action \u201cExplain selection\u201d.*").strip()
         text = await self.hover_sentence(target, view)
         if text:
             markdown = f"**codeassist** \u2014 {text}"
         else:
-            markdown = structural_summary(target, view.language.name if view.language else "")
+            markdown = structural_summary(target, language)
         if markdown:
             cache.put(key, markdown)
         return markdown
+
+    def hover_estimate_ms(self, target: HoverTarget, view: DocumentView) -> float | None:
+        """How long the quality model would take for this hover, from its measured speed (None: unmeasured)."""
+        backend = self.backend
+        prompt_ms = getattr(backend, "prompt_ms_per_token", None)
+        decode_ms = getattr(backend, "decode_ms_per_token", None)
+        if prompt_ms is None or decode_ms is None:
+            return None
+        prompt = hover_prompt(backend, view.language, code=target.code, kind=target.kind)
+        tokens = len(prompt_tokens(backend, prompt))
+        return tokens * prompt_ms + HOVER_EXPECTED_TOKENS * decode_ms
 
     async def hover_sentence(self, target: HoverTarget, view: DocumentView) -> str:
         """One clean sentence from the model (greedy, then one sample when the first was junk); '' if none."""
@@ -570,7 +610,7 @@ class ActionRunner:
         for attempt in range(2):
             sampling = Sampling() if attempt == 0 else Sampling(temperature=0.5, seed=7)
             result = await self.generate(prompt, max_tokens=self.settings.hover_max_tokens, sampling=sampling,
-                                         stop_check=edits.first_line_stop)
+                                         stop_check=edits.sentences_stop(HOVER_SENTENCES))
             sentence = clean_sentence(prompt.primer, result.text, cut=result.finish_reason == "length")
             if sentence:
                 return sentence

@@ -144,9 +144,7 @@ def _python_docstring(definition: Any) -> Any:
     if body is None or not body.named_children:
         return None
     first = body.named_children[0]
-    if first.type == "expression_statement" and first.named_children and first.named_children[0].type == "string":
-        return first
-    return None
+    return first if _is_string_statement(first) else None
 
 
 def _has_doc_comment(definition: Any, source: bytes) -> bool:
@@ -156,13 +154,21 @@ def _has_doc_comment(definition: Any, source: bytes) -> bool:
     return previous is not None and "comment" in previous.type and previous.end_point[0] >= node.start_point[0] - 1
 
 
+def _is_string_statement(node: Any) -> bool:
+    return node.type == "expression_statement" and bool(node.named_children) and node.named_children[0].type == "string"
+
+
 def _only_doc_and_placeholder(definition: Any) -> tuple[Any, Any] | None:
-    """(docstring node, body node) for a Python function whose body is a docstring and maybe pass/..."""
-    doc = _python_docstring(definition)
-    if doc is None:
-        return None
+    """(docstring node, body node) for a Python function whose body ends with its description and
+    maybe pass/...: the docstring, or a string after a few set-up lines (`import math` then the text)."""
     body = definition.child_by_field_name("body")
-    rest = body.named_children[1:]
+    if body is None or not body.named_children:
+        return None
+    strings = [n for n in body.named_children if _is_string_statement(n)]
+    if not strings:
+        return None
+    doc = strings[-1]
+    rest = body.named_children[body.named_children.index(doc) + 1:]
     placeholder = all(
         n.type == "pass_statement" or (n.type == "expression_statement" and n.named_children and n.named_children[0].type == "ellipsis")
         or n.type == "comment"

@@ -101,8 +101,9 @@ class WorkDone:
             self.token = token
         if self._task is None or self._task.done():
             return
+        # percentage 0: this progress reports percentages (the share of the token limit generated).
         progress.begin(self.token, types.WorkDoneProgressBegin(
-            title=self.title, message=self._last_message or None, cancellable=True))
+            title=self.title, message=self._last_message or None, cancellable=True, percentage=0))
         self._begun = True
         future = progress.tokens.get(self.token)
         if future is not None:

@@ -62,7 +62,8 @@ def register(server: CodeassistServer) -> None:
                 await asyncio.sleep(settings.hover_debounce_ms / 1000)
                 if server.workspace.get_text_document(params.text_document.uri).version != view.version:
                     return None
-                async with WorkDone(server, "Explaining", params.work_done_token, server_created=False):
+                async with WorkDone(server, "Explaining", params.work_done_token, server_created=False) as work:
+                    runner.progress = work.report
                     markdown = await runner.hover(target, view, cache)
             else:
                 server.stats["hover_cache_hits"] = server.stats.get("hover_cache_hits", 0) + 1
