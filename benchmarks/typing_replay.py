@@ -42,7 +42,8 @@ CANDIDATE_FILES = [
     (Path("/usr/lib/node_modules/npm/lib/utils/display.js"), "javascript", 60),
     (Path("/usr/lib/node_modules/npm/lib/commands/install.js"), "javascript", 40),
 ]
-SERVER = [sys.executable, "-m", "codeassist_lsp"]
+SERVER = [sys.executable, "-m", "codeassist_lsp"] + (
+    ["-vv", "--log-file", os.environ["CODEASSIST_REPLAY_LOG"]] if os.environ.get("CODEASSIST_REPLAY_LOG") else [])
 # The pause replay (a user who stops after every key and waits for the suggestion): three languages.
 PAUSE_FILES = [
     (STDLIB / "textwrap.py", "python", 140),

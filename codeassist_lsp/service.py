@@ -88,6 +88,8 @@ class PreparedCompletion:
     """The rest of the suggestion being shown, when the user typed its start (no model call)."""
     start: str = ""
     """Text the suggestion is made to begin with (appended to the prompt; the model continues it)."""
+    window_start: int = 0
+    """Where the prompt's window of the document starts."""
 
 
 @attrs.frozen
@@ -214,7 +216,8 @@ class CompletionService:
                     break
                 total -= count_tokens(text[start:next_line + 1])
                 start = next_line + 1
-        self._window_starts[key] = start
+        if keystroke or key not in self._window_starts:
+            self._window_starts[key] = start  # a prewarm's window is adopted once its prompt is evaluated
         return start
 
     def related_snippets(self, text: str, offset: int, *, path: str, language_id: str | None,
@@ -275,6 +278,7 @@ class CompletionService:
         immediate_budget = budget - sum(count_tokens(s.text) + 8 for s in snippets)
         window_start = self._sticky_window(path, text, offset, int(immediate_budget * PREFIX_SHARE), count_tokens,
                                            keystroke=kind == "completion" and not refresh_context)
+        prepared.window_start = window_start
         # The window may run past its budget while typing (WINDOW_SLACK): the assembler must keep all of it.
         kept = int(count_tokens(text[window_start:offset]) / PREFIX_SHARE) + 2
         context = assemble_context(text[window_start:], offset - window_start, path=path,
@@ -395,6 +399,8 @@ class CompletionService:
         """Refresh related context and evaluate the prompt now, so the next keystroke pays only the tail."""
         if not self.settings.completion.prewarm or not self.worker.loaded.is_set() or self.backend is None:
             return None
+        if self.worker.busy_with_completion():
+            return None  # the user is waiting for a suggestion: the next pause prewarms
         prepared = self.prepare(text, offset, path=path, language_id=language_id, kind="prewarm",
                                 refresh_context=True, version=version)
         job = self.submit(prepared)
@@ -406,6 +412,7 @@ class CompletionService:
             # Only a fully evaluated prompt becomes the keystroke path's prompt head.
             if not future.cancelled() and future.exception() is None:
                 self._pinned_snippets[path] = snippets
+                self._window_starts[path] = prepared.window_start
 
         job.future.add_done_callback(pin)
         return job.future

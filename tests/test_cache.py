@@ -27,11 +27,11 @@ class CountingBackend(FakeBackend):
         self.step_seconds = 0.0
         self.runs = 0
 
-    def run(self, request: GenerationRequest, cancel: CancelFlag) -> GenerationResult:
+    def run(self, request: GenerationRequest, cancel: CancelFlag, on_partial=None) -> GenerationResult:  # type: ignore[no-untyped-def]
         """Count, then generate like the fake engine."""
         if request.max_tokens > 0:
             self.runs += 1
-        return super().run(request, cancel)
+        return super().run(request, cancel, on_partial)
 
 
 def _service(tmp_path: Path, backend: CountingBackend, **cache: object) -> CompletionService:

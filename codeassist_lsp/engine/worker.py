@@ -109,6 +109,12 @@ class ModelWorker:
             return self.quality
         return self.backend
 
+    def busy_with_completion(self) -> bool:
+        """Whether a completion someone waits for is queued or running."""
+        with self._lock:
+            jobs = [*self._pending, *([self._running] if self._running is not None else [])]
+            return any(j.request.kind == "completion" and not j.future.done() for j in jobs)
+
     def submit_task(self, task: BackgroundTask, tier: Tier = "quality") -> Job:
         """Run `task(backend, cancel)` on the model thread when nothing else waits (preemptible)."""
         return self.submit(GenerationRequest(prompt_tokens=(), max_tokens=0, kind="background", tier=tier), task)

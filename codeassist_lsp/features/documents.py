@@ -73,7 +73,9 @@ def register(server: CodeassistServer) -> None:
     async def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
-        schedule_prewarm(server, item.uri, None, 0.0)
+        # After the usual idle delay, not at once: a cursor hint that follows the open (a codeAction
+        # request) replaces this guess at the end of the document with where the user really is.
+        schedule_prewarm(server, item.uri, None)
         _scan(server, item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
