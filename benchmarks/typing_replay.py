@@ -244,11 +244,12 @@ async def run_pause_replay(files: list[tuple[Path, str, int]], chars: int, inter
 
 # The server under test: this checkout, or (--baseline) another checkout's codeassist_lsp package.
 SERVER_ENV: dict[str, str] | None = None
+SERVER_CWD: str | None = None  # `python -m` puts the working directory first on sys.path
 
 
 async def _start_client(settings: dict[str, Any]) -> tuple[LanguageClient, dict[str, Any]]:
     client = LanguageClient("typing-replay", "1")
-    await client.start_io(*SERVER, env=SERVER_ENV)
+    await client.start_io(*SERVER, env=SERVER_ENV, cwd=SERVER_CWD)
     caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
         inline_completion=types.InlineCompletionClientCapabilities()))
     await client.initialize_async(types.InitializeParams(capabilities=caps, initialization_options=settings))
@@ -682,11 +683,12 @@ def main() -> int:
     if args.pause:
         report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "settings": settings}
         if args.baseline is not None:
-            global SERVER_ENV
+            global SERVER_ENV, SERVER_CWD
             SERVER_ENV = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
+            SERVER_CWD = str(args.baseline.resolve())
             no_peer, args.no_peer = args.no_peer, True
             report["baseline"] = {"checkout": str(args.baseline), **pause_part(args, settings)}
-            SERVER_ENV, args.no_peer = None, no_peer
+            SERVER_ENV, SERVER_CWD, args.no_peer = None, None, no_peer
         report["pause"] = pause_part(args, settings)
         out = Path(args.out).with_name("typing_replay_pause.json")
         out.write_text(json.dumps(report, indent=2) + "\n")

@@ -38,6 +38,8 @@ llama_log = logging.getLogger("llama.cpp")
 # callback a chunk is a whole batch (model.batchSize): Qwen2.5-Coder 1.5B evaluates prompts ~15%
 # faster in 512-token batches than in 64-token ones here.
 PROMPT_CHUNK = 64
+# The KV cache sequence a prewarm's prompt is staged in (0 holds the keystrokes' prompt).
+STAGE_SEQ = 1
 # The exactness probe: tokens cached before it (beyond 512 keys, where llama.cpp's CPU attention
 # would change kernels) and the largest verification batch it tries.
 PROBE_CONTEXT = 520
@@ -158,6 +160,10 @@ def _context_params(lib, settings: ModelSettings, *, batch_invariant: bool = Tru
     params.no_perf = True
     # Sliding-window models (Gemma 3) can only roll the cache back with a full-size SWA cache.
     params.swa_full = True
+    # Sequence 1 stages a prewarm's prompt beside the one the keystrokes use (see LlamaBackend.stage);
+    # one unified buffer of n_ctx cells, so both see the whole context and share their common head.
+    params.n_seq_max = 2
+    params.kv_unified = True
     if batch_invariant and resolve_gpu_layers(settings.gpu_layers) == 0:
         _use_batch_invariant_attention(lib, params)
     return params
@@ -700,6 +706,9 @@ class LlamaBackend:
         # which uses (and clears) the KV cache.
         drafter = self._drafter(request, cancel) if request.max_tokens > 0 else None
 
+        if request.kind == "prewarm" and request.max_tokens <= 0:
+            return self._stage(prompt, cancel, result, started)
+
         common = self._cached_prefix(prompt)
         if request.max_tokens > 0 and common == len(prompt):
             common -= 1  # the last prompt token must be evaluated again to get its logits
@@ -735,6 +744,64 @@ class LlamaBackend:
         self._note_speed("prompt", result.prompt_ms, result.evaluated_tokens)
         self._note_speed("decode", result.generate_ms, result.generated_tokens - 1)
         return result
+
+    def _stage(self, prompt: list[int], cancel: CancelFlag, result: GenerationResult,
+               started: float) -> GenerationResult:
+        """Evaluate a prewarm's prompt in KV sequence 1; adopt it as the cache only once complete.
+
+        A prewarm (a typing pause) may change the prompt's head (refreshed snippets, a moved window);
+        evaluating it in place would destroy the cache the keystrokes use, and the user often resumes
+        typing before it ends (a 1,000-token prompt takes ~2 s on 2 cores). Staged beside it, a
+        cancelled prewarm costs nothing: sequence 0 is untouched.
+        """
+        lib, memory = self._lib, self._memory
+        common = self._cached_prefix(prompt)
+        result.reused_tokens = common
+        if common == len(prompt):
+            self._truncate_cache(common)
+            result.prompt_ms = (time.perf_counter() - started) * 1000
+            return result
+        lib.llama_memory_seq_rm(memory, STAGE_SEQ, -1, -1)
+        if common:
+            lib.llama_memory_seq_cp(memory, 0, STAGE_SEQ, 0, common)  # shared cells, no copy
+        position = common
+        pending = prompt[common:]
+        while pending:
+            chunk, pending = pending[:self._prompt_chunk], pending[self._prompt_chunk:]
+            if cancel.is_set or not self._decode_in(STAGE_SEQ, chunk, position):
+                lib.llama_memory_seq_rm(memory, STAGE_SEQ, -1, -1)
+                result.finish_reason = "cancelled"
+                result.prompt_ms = (time.perf_counter() - started) * 1000
+                return result
+            position += len(chunk)
+            result.evaluated_tokens += len(chunk)
+        # Adopt: sequence 0 becomes the staged prompt.
+        lib.llama_memory_seq_rm(memory, 0, -1, -1)
+        lib.llama_memory_seq_cp(memory, STAGE_SEQ, 0, -1, -1)
+        lib.llama_memory_seq_rm(memory, STAGE_SEQ, -1, -1)
+        self._cached = list(prompt)
+        result.prompt_ms = (time.perf_counter() - started) * 1000
+        self._note_speed("prompt", result.prompt_ms, result.evaluated_tokens)
+        return result
+
+    def _decode_in(self, seq: int, tokens: list[int], position: int) -> bool:
+        """Evaluate tokens into KV sequence `seq` from `position` (no logits needed); False when cancelled."""
+        lib = self._lib
+        count = len(tokens)
+        if count > self._batch_capacity:
+            if self._batch is not None:
+                lib.llama_batch_free(self._batch)
+            self._batch_capacity = max(count, 16)
+            self._batch = lib.llama_batch_init(self._batch_capacity, 0, 1)
+        batch = self._batch
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = position + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = 1 if i == count - 1 else 0
+        batch.n_tokens = count
+        return self._checked_decode(batch)
 
     def _note_speed(self, phase: str, elapsed_ms: float, tokens: int) -> None:
         """Fold one measurement into the moving average of ms per token (enough tokens only)."""

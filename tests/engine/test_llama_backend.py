@@ -182,3 +182,32 @@ def test_past_its_budget_a_generation_delivers_whole_words_early_and_goes_on(bac
     assert len(early) == 1 and early[0].finish_reason == "budget", early
     assert early[0].text.strip() and plain.text.startswith(early[0].text), (early[0].text, plain.text)
     assert whole_words(early[0].text) == len(early[0].text)  # cut before a word still being written
+
+
+def test_a_prewarm_is_staged_beside_the_cache_and_a_cancelled_one_leaves_it_intact(backend: LlamaBackend) -> None:
+    import threading
+
+    source = STDLIB_FILE.read_text()
+    typing_prompt = source[:1500]
+    refreshed = "# def helper(x): return x\n" + source[:3000]  # a new head: a prewarm with new snippets
+    # Gemma's last prompt token alone and inside a prompt batch take different kernels (README:
+    # speculation), so every comparison here is between runs that re-evaluate the same tail alone.
+    _clear(backend)
+    backend.run(_request(backend, typing_prompt, max_tokens=0, kind="prewarm"), CancelFlag())
+    expected = backend.run(_request(backend, typing_prompt + "de", max_tokens=8), CancelFlag())
+    assert expected.evaluated_tokens <= 2
+    cancel = CancelFlag()
+    threading.Timer(0.05, cancel.cancel).start()
+    staged = backend.run(_request(backend, refreshed, max_tokens=0, kind="prewarm"), cancel)
+    assert staged.finish_reason == "cancelled"
+    again = backend.run(_request(backend, typing_prompt + "de", max_tokens=8), CancelFlag())
+    assert again.evaluated_tokens <= 2 and again.text == expected.text  # the keystrokes' cache survived
+    adopted = backend.run(_request(backend, refreshed, max_tokens=0, kind="prewarm"), CancelFlag())
+    assert adopted.finish_reason != "cancelled" and backend.cached_tokens == tuple(backend.tokenize(refreshed,
+                                                                                                   add_bos=True))
+    warm = backend.run(_request(backend, refreshed + "de", max_tokens=8), CancelFlag())
+    assert warm.evaluated_tokens <= 2
+    _clear(backend)  # the same prompt evaluated in place (sequence 0), then the same keystroke
+    backend.run(_request(backend, refreshed, max_tokens=0), CancelFlag())
+    in_place = backend.run(_request(backend, refreshed + "de", max_tokens=8), CancelFlag())
+    assert warm.text == in_place.text  # the adopted cache answers as the cache evaluated in place
