@@ -176,12 +176,15 @@ async def replay_file_paused(client: LanguageClient, path: Path, language_id: st
             msg_id=msg_id)
         record: dict[str, Any] = {"file": path.name, "index": index, "version": version, "offset": offset,
                                   "text": text, "bare_start": bare_start}
-        try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future), PAUSE_WAIT_S)
+        # asyncio.wait, not wait_for: the request's future must stay alive for the server's late answer.
+        answer = asyncio.wrap_future(future)
+        finished, _ = await asyncio.wait({answer}, timeout=PAUSE_WAIT_S)
+        if finished:
+            result = answer.result()
             items = result.items if result is not None else []
             record["suggestion"] = items[0].insert_text if items else ""
             record["latency_ms"] = (time.perf_counter() - sent) * 1000
-        except asyncio.TimeoutError:
+        else:
             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
             record["latency_ms"] = PAUSE_WAIT_S * 1000
             record["timeout"] = True

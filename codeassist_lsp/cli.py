@@ -144,6 +144,72 @@ def _complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _action(args: argparse.Namespace) -> int:
+    """One code action on a file, on the quality tier: print the edit as a diff, or the explanation."""
+    import asyncio
+    import difflib
+
+    from codeassist_lsp.actions.runner import ActionRunner
+    from codeassist_lsp.actions.targets import DocumentView, list_actions
+    from codeassist_lsp.config import Settings
+    from codeassist_lsp.errors import CodeassistError
+    from codeassist_lsp.service import CompletionService
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"codeassist: cannot read {path}: {error}", file=sys.stderr)
+        return 2
+    lines = text.split("\n")
+    first, last = args.line, args.end_line or args.line
+    if not 1 <= first <= last <= len(lines):
+        print(f"codeassist: --line/--end-line must be between 1 and {len(lines)}", file=sys.stderr)
+        return 2
+    line_start = sum(len(x) + 1 for x in lines[:first - 1])
+    if args.kind in ("docstring", "generate"):  # the cursor on the line's first character
+        start = end = line_start + len(lines[first - 1]) - len(lines[first - 1].lstrip())
+    else:  # the lines of the range
+        start, end = line_start, sum(len(x) + 1 for x in lines[:last]) - 1
+    view = DocumentView.of(path.resolve().as_uri(), text, 1, args.language, str(path))
+    diagnostics = [(start, end, args.message)] if args.kind == "fix" else []
+    offered = [a for a in list_actions(view, start, end, diagnostics)
+               if a.target.action == args.kind and (args.kind != "refactor" or a.target.preset == args.preset)]
+    if not offered:
+        print(f"codeassist: no {args.kind} action applies at {path}:{first}", file=sys.stderr)
+        return 1
+    settings = Settings()
+    service = CompletionService(settings)
+    started = time.perf_counter()
+    try:
+        service.wait_until_loaded()
+        service.worker.quality_loaded.wait()
+        runner = ActionRunner(service, settings.actions, {})
+        outcome = asyncio.run(runner.resolve(offered[0].target, view, path=str(path)))
+        model = runner.backend.model_id
+    except CodeassistError as error:
+        print(f"codeassist: {error.for_user()}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+    if outcome.explanation:
+        print(outcome.explanation)
+    elif outcome.replacement is not None:
+        new = outcome.replacement.apply(text)
+        sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                   str(path), f"{path} ({args.kind})"))
+    else:
+        print(f"codeassist: {args.kind}: {outcome.reason or 'no suggestion'}", file=sys.stderr)
+        return 1
+    if service.worker.quality is None:
+        from codeassist_lsp.engine.tiers import missing_code_model_hint
+
+        print(f"-- {missing_code_model_hint()}", file=sys.stderr)
+    print(f"-- {model}; {outcome.elapsed_ms:.0f} ms ({(time.perf_counter() - started):.1f} s with loading)",
+          file=sys.stderr)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from codeassist_lsp.engine.models import install_model, models_dir, registry
     from codeassist_lsp.errors import CodeassistError
@@ -181,6 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     complete.add_argument("--no-cache", action="store_true", help="always run the model (no completion cache)")
     complete.add_argument("-v", "--verbose", action="count", default=0)
     complete.set_defaults(run=_complete)
+
+    action = commands.add_parser("action", help="run a code action on a file with the quality model")
+    action.add_argument("kind", choices=["docstring", "explain", "fix", "refactor", "generate"])
+    action.add_argument("file")
+    action.add_argument("--line", type=int, required=True, help="1-based line the action is about")
+    action.add_argument("--end-line", type=int, help="last line of the range (explain, refactor)")
+    action.add_argument("--message", default="", help="the diagnostic to fix (fix)")
+    action.add_argument("--preset", default="simplify", help="refactor preset: simplify, idiomatic, async, extract")
+    action.add_argument("--language", help="LSP languageId (default: from the file name)")
+    action.add_argument("-v", "--verbose", action="count", default=0)
+    action.set_defaults(run=_action)
 
     models = commands.add_parser("models", help="list or install models")
     models_actions = models.add_subparsers(dest="action", required=True)

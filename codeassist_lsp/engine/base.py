@@ -69,6 +69,9 @@ class GenerationResult:
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
     token_logprobs: list[float] = attrs.Factory(list)
+    token_ids: list[int] = attrs.Factory(list)
+    """The generated tokens up to the last one after which `text` is complete (no character split
+    between tokens): where a preempted generation resumes."""
 
     @property
     def mean_logprob(self) -> float:

@@ -38,6 +38,8 @@ llama_log = logging.getLogger("llama.cpp")
 # callback a chunk is a whole batch (model.batchSize): Qwen2.5-Coder 1.5B evaluates prompts ~15%
 # faster in 512-token batches than in 64-token ones here.
 PROMPT_CHUNK = 64
+# Smallest prompt chunk while preemptions keep aborting chunks (one Qwen2.5-Coder 1.5B token ~8 ms here).
+MIN_PROMPT_CHUNK = 8
 # The KV cache sequence a prewarm's prompt is staged in (0 holds the keystrokes' prompt).
 STAGE_SEQ = 1
 # The exactness probe: tokens cached before it (beyond 512 keys, where llama.cpp's CPU attention
@@ -321,10 +323,12 @@ class LlamaBackend:
         # Cancelling a request sets this byte; llama_decode polls it (see _abort_callback).
         self._abort = (ctypes.c_ubyte * 2)()
         self._cancel: CancelFlag | None = None
+        self._prompt_chunk = PROMPT_CHUNK
         callback = _abort_callback(lib)
         if callback is not None:
             lib.llama_set_abort_callback(ctx, callback, ctypes.cast(self._abort, ctypes.c_void_p))
             self._prompt_chunk = max(PROMPT_CHUNK, min(settings.batch_size, lib.llama_n_batch(ctx)))
+        self._chunk_now = self._prompt_chunk
         self.n_ctx = lib.llama_n_ctx(ctx)
         self.model_id = f"{path.name}:{path.stat().st_size}"
         self.prompt_format = prompt_format
@@ -333,7 +337,6 @@ class LlamaBackend:
         self._samplers: dict[Sampling, object] = {}
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._token_array = (lib.llama_token * max(PROMPT_CHUNK, 1))()
-        self._prompt_chunk = PROMPT_CHUNK
         # Speculative decoding: a drafter guesses, one batch with logits at every position verifies.
         self.speculation = speculation if speculation is not None else SpeculationSettings()
         self.speculation_stats = SpeculationStats()  # cumulative over requests
@@ -720,12 +723,16 @@ class LlamaBackend:
                 result.finish_reason = "cancelled"
                 result.prompt_ms = (time.perf_counter() - started) * 1000
                 return result
-            chunk, pending = pending[:self._prompt_chunk], pending[self._prompt_chunk:]
+            chunk, pending = pending[:self._chunk_now], pending[self._chunk_now:]
             if not self._decode(chunk):
+                # Preempted inside a chunk, whose work is lost: smaller chunks until a prompt gets
+                # through, so work that typing keeps interrupting still advances between keystrokes.
+                self._chunk_now = max(MIN_PROMPT_CHUNK, self._chunk_now // 2)
                 result.finish_reason = "cancelled"
                 result.prompt_ms = (time.perf_counter() - started) * 1000
                 return result
             result.evaluated_tokens += len(chunk)
+        self._chunk_now = min(self._prompt_chunk, self._chunk_now * 2)
         result.prompt_ms = (time.perf_counter() - started) * 1000
         if request.max_tokens <= 0:
             return result
@@ -846,6 +853,8 @@ class LlamaBackend:
             # Decode lazily so a multi-byte character split across tokens is never mangled.
             text = raw.decode("utf-8", "ignore")
             result.text = text
+            if len(text.encode("utf-8")) == len(raw):  # no character split here: a place to resume
+                result.token_ids = history[len(prompt):]
             cut = _first_stop(text, stops)
             if cut is None and request.stop_check is not None:
                 cut = request.stop_check(text)

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import attrs
+
 from codeassist_lsp.engine.base import CancelFlag, DecodeBackend, GenerationRequest, GenerationResult, Tier
 from codeassist_lsp.errors import Cancelled
 
@@ -44,6 +46,8 @@ class Job:
         self.final: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
         self.submitted = time.monotonic()
         self.preemptions = 0
+        # What a preempted generation had written: it resumes after it instead of starting over.
+        self.done_part: GenerationResult | None = None
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop this job at its next token (or before it starts)."""
@@ -77,6 +81,39 @@ class Job:
         """Priority first, then newest first among completions (older ones are stale)."""
         kind = self.request.kind
         return PRIORITY[kind], (-self.id if kind == "completion" else self.id)
+
+
+def _remaining(job: Job) -> GenerationRequest | None:
+    """The request to run now: all of it, or (after a preemption) the rest after what was written.
+
+    The written tokens join the prompt (their keys and values are still cached, so they cost one
+    decode), the token limit shrinks by them, and stop checks see the whole text. None: nothing is left.
+    """
+    done, request = job.done_part, job.request
+    if done is None or not done.token_ids:
+        return request
+    left = request.max_tokens - len(done.token_ids)
+    if left <= 0:
+        return None
+    check, before = request.stop_check, done.text
+
+    def shifted(text: str) -> int | None:
+        cut = check(before + text) if check is not None else None
+        return None if cut is None else max(0, cut - len(before))
+
+    return attrs.evolve(request, prompt_tokens=request.prompt_tokens + tuple(done.token_ids), max_tokens=left,
+                        stop_check=shifted if check is not None else None, not_before=0.0)
+
+
+def _joined(done: GenerationResult | None, rest: GenerationResult) -> GenerationResult:
+    """A resumed generation's result: what was written before the preemption, then the rest."""
+    if done is None or not done.token_ids:
+        return rest
+    return attrs.evolve(rest, text=done.text + rest.text, prompt_tokens=done.prompt_tokens,
+                        generated_tokens=len(done.token_ids) + rest.generated_tokens,
+                        token_logprobs=done.token_logprobs[:len(done.token_ids)] + rest.token_logprobs,
+                        token_ids=done.token_ids + rest.token_ids, prompt_ms=done.prompt_ms + rest.prompt_ms,
+                        generate_ms=done.generate_ms + rest.generate_ms)
 
 
 class ModelWorker:
@@ -224,10 +261,17 @@ class ModelWorker:
                     partial.queue_ms = queue_ms
                     job.deliver_early(partial)
 
-                result = backend.run(job.request, job.cancel_flag, early if job.request.budget_ms > 0 else None)
+                request = _remaining(job)
+                if request is None:
+                    job.finish(attrs.evolve(job.done_part, finish_reason="length"))  # type: ignore[arg-type]
+                    continue
+                result = backend.run(request, job.cancel_flag, early if request.budget_ms > 0 else None)
                 result.queue_ms = queue_ms
+                result = _joined(job.done_part, result)
                 if result.finish_reason == "cancelled":
                     if job.cancel_flag.reason == "preempted":
+                        if request.kind == "generation" and result.token_ids:
+                            job.done_part = result  # keep what it wrote
                         self._requeue(job)
                         continue
                     raise Cancelled(job.cancel_flag.reason or "cancelled")

@@ -125,3 +125,22 @@ def test_a_budget_answers_early_and_the_rest_continues_until_superseded(worker: 
         job.final.result(120)
     whole = worker.submit(_completion(worker, "x = 1\n", 6, budget_ms=60_000, partial_cut=whole_words))
     assert whole.future.result(120) is whole.final.result(120)  # within budget: one answer
+
+
+def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker) -> None:
+    prompt = "# A long story about code\n"
+    assert worker.backend is not None
+    plain = worker.submit(_completion(worker, prompt, 40, kind="generation")).future.result(120)
+    written = threading.Event()
+
+    def note(text: str) -> None:
+        if len(text) > 20:
+            written.set()
+        return None
+
+    job = worker.submit(_completion(worker, prompt, 40, kind="generation", stop_check=note))
+    assert written.wait(120)
+    worker.submit(_completion(worker, "x = 1\n", 4)).future.result(120)  # typing preempts it
+    resumed = job.future.result(120)
+    assert job.preemptions >= 1 and job.done_part is not None and job.done_part.token_ids
+    assert resumed.text == plain.text and resumed.generated_tokens == plain.generated_tokens
