@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for newcomers and CI:
-#   ./dev.sh demo   set everything up, then complete examples/stats.py and document a function in it
+#   ./dev.sh demo   set everything up, complete examples/stats.py, document ring_area in examples/shapes.py
 #   ./dev.sh test   set everything up, then run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,7 +24,9 @@ setup() {
 case "${1:-}" in
   demo)
     setup
-    exec "$VENV/bin/codeassist" complete examples/stats.py --line 15 --col 5 --show-context
+    # Typing (the fast model): complete the body of median; then an action (the code model).
+    "$VENV/bin/codeassist" complete examples/stats.py --line 15 --col 5 --show-context
+    exec "$VENV/bin/codeassist" action docstring examples/shapes.py --line 6
     ;;
   test)
     setup

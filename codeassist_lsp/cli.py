@@ -218,7 +218,10 @@ def _models(args: argparse.Namespace) -> int:
         for spec in registry().values():
             installed = (models_dir() / spec.file).is_file()
             mark = "installed" if installed else "not installed"
-            print(f"{spec.name:24} {mark:14} {spec.description}{' [default]' if spec.default else ''}")
+            size = f"{spec.size / 1e6:,.0f} MB" if spec.size else "?"
+            features = ", ".join(f for f, on in (("FIM", spec.fim), ("chat", spec.chat)) if on) or "plain"
+            print(f"{spec.name:22} {mark:14} {spec.tier:10} {size:>9}  {features:9} {spec.license:18} "
+                  f"{spec.description}{' [default]' if spec.default else ''}")
         print(f"(model folder: {models_dir()})")
         return 0
     try:

@@ -70,3 +70,23 @@ def test_a_new_line_above_code_that_reads_an_undefined_name_defines_it(tmp_path:
     report = json.loads(run.stdout)
     assert report["suggestion"].startswith("found"), report
     assert report["tokens"]["generated"] > 0  # the model wrote what follows the name
+
+
+def test_models_list_shows_both_tiers_with_size_license_and_features() -> None:
+    run = _run("models", "list")
+    coder = next(line for line in run.stdout.splitlines() if line.startswith("qwen2.5-coder-1.5b"))
+    assert "quality" in coder and "1,117 MB" in coder and "FIM, chat" in coder and "Apache-2.0" in coder, coder
+
+
+@pytest.mark.model
+def test_action_documents_a_function_with_the_code_model() -> None:
+    run = _run("action", "docstring", "examples/shapes.py", "--line", "6")
+    assert run.returncode == 0, run.stderr[-2000:]
+    added = [line for line in run.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert added and added[0].startswith('+    """'), run.stdout  # a unified diff adding the docstring
+    assert "qwen2.5-coder" in run.stderr, run.stderr
+
+
+def test_action_bad_input_gets_a_clear_error() -> None:
+    run = _run("action", "docstring", "examples/shapes.py", "--line", "999")
+    assert run.returncode == 2 and "--line/--end-line must be between 1 and" in run.stderr and run.stdout == ""
