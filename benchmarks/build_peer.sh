@@ -14,7 +14,7 @@ if [ -x "$PEER/bin/llama-server" ]; then
 fi
 PIP=${PIP:-.venv/bin/pip}
 [ -x "$PIP" ] || PIP=pip
-"$PIP" download --no-deps --no-binary :all: --dest "$PEER/src" llama-cpp-python==0.3.36 >&2
+"$PIP" download --no-deps --no-binary llama-cpp-python --dest "$PEER/src" llama-cpp-python==0.3.36 >&2
 tar -xzf "$PEER"/src/llama_cpp_python-0.3.36.tar.gz -C "$PEER/src"
 SRC="$PEER/src/llama_cpp_python-0.3.36/vendor/llama.cpp"
 cmake -S "$SRC" -B "$PEER/build" -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \

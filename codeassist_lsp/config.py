@@ -37,8 +37,9 @@ class CompletionSettings:
     """Inline completion as you type."""
 
     enabled: bool = True
-    debounce_ms: int = 40
-    """Wait this long after a keystroke before generating (the prompt is evaluated meanwhile)."""
+    debounce_ms: int = 0
+    """Wait this long after a keystroke before generating (the prompt is evaluated meanwhile). 0: generate
+    at once; a newer keystroke stops the generation within one token, so waiting only adds latency."""
     max_tokens: int = 24
     """Tokens generated for a single-line suggestion."""
     max_block_tokens: int = 96

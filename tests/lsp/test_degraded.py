@@ -70,7 +70,7 @@ async def test_invalid_settings_are_reported_once_and_defaults_used() -> None:
     async with running_server({"completion": {"debounceMs": "soon", "bogus": True}}) as (client, _):
         report = await wait_for_model(client)
         assert report["model"]["state"] == "ready"
-        assert report["settings"]["completion"]["debounceMs"] == 40
+        assert report["settings"]["completion"]["debounceMs"] == 0
         invalid = [m for m in client.messages if "Invalid codeassist settings" in m.message]
         assert len(invalid) == 1 and "bogus" in invalid[0].message
         uri = "file:///tmp/codeassist-tests/defaults.py"
