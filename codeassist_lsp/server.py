@@ -19,6 +19,7 @@ from codeassist_lsp.context.workspace import WorkspaceIndex
 from codeassist_lsp.engine.tiers import missing_code_model_hint
 from codeassist_lsp.errors import CodeassistError, InvalidSettings
 from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
+from codeassist_lsp.protocol import CodeassistProtocol
 from codeassist_lsp.service import CompletionService
 from codeassist_lsp.verify import SecurityPolicy
 
@@ -29,7 +30,7 @@ class CodeassistServer(LanguageServer):
     """Holds settings, the completion service and the user-facing notifications."""
 
     def __init__(self) -> None:
-        super().__init__("codeassist", __version__,
+        super().__init__("codeassist", __version__, protocol_cls=CodeassistProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.service: CompletionService | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 
@@ -20,3 +21,9 @@ def clamp_position(document: Any, position: types.Position) -> types.Position:
 def offset_in(document: Any, position: types.Position) -> int:
     """The str offset of an LSP position, clamped to its line and to the document."""
     return min(document.offset_at_position(clamp_position(document, position)), len(document.source))
+
+
+def open_document(server: Any, uri: str) -> Any | None:
+    """The document as the client has it open, or None (pygls would read a closed one from disk)."""
+    # The same key pygls files open documents under.
+    return server.workspace.text_documents.get(unquote(uri))

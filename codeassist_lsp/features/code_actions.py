@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcContentModified, JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcRequestCancelled
 from pygls.uris import from_fs_path
 
 from codeassist_lsp.actions.edits import Replacement
@@ -26,7 +26,7 @@ from codeassist_lsp.actions.targets import (
     DocumentView, list_actions,
 )
 from codeassist_lsp.errors import Cancelled, CodeassistError
-from codeassist_lsp.features import offset_in
+from codeassist_lsp.features import offset_in, open_document
 from codeassist_lsp.features.documents import schedule_prewarm
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def register(server: CodeassistServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                     types.CodeActionOptions(code_action_kinds=ADVERTISED_KINDS, resolve_provider=True))
     def code_action(params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        if not server.settings.actions.enabled:
+        if not server.settings.actions.enabled or open_document(server, params.text_document.uri) is None:
             return None
         document, view = document_view(server, params.text_document.uri)
         start, end = _offset(document, params.range.start), _offset(document, params.range.end)
@@ -282,8 +282,11 @@ def register(server: CodeassistServer) -> None:
             _nothing(server, target.action, outcome.reason or "no suggestion")
             return {"applied": False, "reason": outcome.reason}
         edit = workspace_edit(server, view, outcome.replacement)
-        result = await server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
-            edit=edit, label=f"codeassist: {target.action}"))
+        try:
+            result = await server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
+                edit=edit, label=f"codeassist: {target.action}"))
+        except JsonRpcException as error:  # the client refused the request or answered nonsense
+            return {"applied": False, "reason": f"The editor did not apply the edit: {error}"}
         return {"applied": bool(result and result.applied),
                 "reason": (result.failure_reason if result else None) or ""}
 

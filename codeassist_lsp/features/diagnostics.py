@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from codeassist_lsp.features import open_document
 from codeassist_lsp.verify import Finding, scan_document
 
 if TYPE_CHECKING:
@@ -100,16 +101,17 @@ class DiagnosticsPublisher:
         await self._after_model_load()
         self._scheduled.pop(uri, None)
         self._last_scan[uri] = time.monotonic()
-        try:
-            document = self.server.workspace.get_text_document(uri)
-            text, version, language_id = document.source, document.version, document.language_id
-        except Exception:  # closed meanwhile
+        document = open_document(self.server, uri)
+        if document is None:  # closed meanwhile
             return
+        text, version, language_id = document.source, document.version, document.language_id
         if len(text) > MAX_SCAN_CHARS:
             log.info("security scan skipped for %s: %d characters is over %d", uri, len(text), MAX_SCAN_CHARS)
             return
         findings = await asyncio.get_running_loop().run_in_executor(None, scan_document, text, language_id)
-        current = self.server.workspace.get_text_document(uri)
+        current = open_document(self.server, uri)
+        if current is None:  # closed while we scanned
+            return
         if current.version != version:
             self.schedule(uri)  # it changed while we scanned: the positions are stale
             return

@@ -10,7 +10,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from codeassist_lsp.errors import CodeassistError
-from codeassist_lsp.features import offset_in
+from codeassist_lsp.features import offset_in, open_document
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -19,15 +19,17 @@ log = logging.getLogger(__name__)
 
 # Typing pause after which context is refreshed and the prompt at the cursor evaluated.
 PREWARM_IDLE_SECONDS = 0.3
+# The largest line or character an LSP position may carry (the spec's uinteger).
+MAX_UINTEGER = 2**31 - 1
 
 
 def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None) -> None:
     server.prewarm_tasks.pop(uri, None)
     service = server.service
-    if service is None or not server.settings.completion.prewarm:
+    document = open_document(server, uri)
+    if service is None or document is None or not server.settings.completion.prewarm:
         return
     try:
-        document = server.workspace.get_text_document(uri)
         text = document.source
         offset = len(text) if position is None else offset_in(document, position)
         future = service.prewarm(text, offset, path=document.path, language_id=document.language_id,
@@ -56,9 +58,10 @@ def _end_of_change(server: CodeassistServer,
     lines = change.text.split("\n")
     start = change.range.start
     units = server.workspace.position_codec.client_num_units(lines[-1])
+    # A client may name a character past the line's end (up to LSP's uinteger maximum): stay inside it.
     if len(lines) == 1:
-        return types.Position(line=start.line, character=start.character + units)
-    return types.Position(line=start.line + len(lines) - 1, character=units)
+        return types.Position(line=start.line, character=min(start.character + units, MAX_UINTEGER))
+    return types.Position(line=min(start.line + len(lines) - 1, MAX_UINTEGER), character=units)
 
 
 def _scan(server: CodeassistServer, uri: str) -> None:

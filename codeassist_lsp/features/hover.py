@@ -15,7 +15,7 @@ from lsprotocol import types
 from codeassist_lsp.actions.runner import ActionRunner, HoverCache
 from codeassist_lsp.actions.targets import hover_target
 from codeassist_lsp.errors import Cancelled, CodeassistError
-from codeassist_lsp.features import offset_in
+from codeassist_lsp.features import offset_in, open_document
 from codeassist_lsp.features.code_actions import WorkDone, document_view, position_of
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def register(server: CodeassistServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(params: types.HoverParams) -> types.Hover | None:
         settings = server.settings.actions
-        if not settings.hover or server.service is None:
+        if not settings.hover or server.service is None or open_document(server, params.text_document.uri) is None:
             return None
         server.stats["hover_requests"] = server.stats.get("hover_requests", 0) + 1
         document, view = document_view(server, params.text_document.uri)
@@ -60,7 +60,8 @@ def register(server: CodeassistServer) -> None:
             markdown = cache.get(key)
             if markdown is None:
                 await asyncio.sleep(settings.hover_debounce_ms / 1000)
-                if server.workspace.get_text_document(params.text_document.uri).version != view.version:
+                current = open_document(server, params.text_document.uri)
+                if current is None or current.version != view.version:
                     return None
                 async with WorkDone(server, "Explaining", params.work_done_token, server_created=False) as work:
                     runner.progress = work.report

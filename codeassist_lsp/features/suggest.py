@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from codeassist_lsp.errors import Cancelled, CodeassistError
-from codeassist_lsp.features import offset_in
+from codeassist_lsp.features import offset_in, open_document
 from codeassist_lsp.engine.base import GenerationResult
 from codeassist_lsp.engine.worker import Job
 from codeassist_lsp.service import PreparedCompletion, Suggestion
@@ -53,8 +53,9 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     server.stats["requests"] += 1
     service = server.service
     options = server.settings.completion
-    document = server.workspace.get_text_document(uri)
-    if service is None or not options.enabled or document.language_id in options.disabled_languages:
+    document = open_document(server, uri)
+    if (document is None or service is None or not options.enabled
+            or document.language_id in options.disabled_languages):
         return None
     if not service.worker.loaded.is_set():
         await service.until_loaded(MODEL_WAIT_S)
@@ -87,7 +88,8 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     except CodeassistError as error:
         server.report_error(error)
         return None
-    if server.workspace.get_text_document(uri).version != version:
+    current = open_document(server, uri)
+    if current is None or current.version != version:  # edited or closed meanwhile
         server.stats["stale"] += 1
         return None
     # Where each answer came from (benchmarks tell model work from typed-ahead and cache hits by it).
