@@ -39,6 +39,8 @@ class CodeassistServer(LanguageServer):
         self.assembler = ContextAssembler(None, self.documents)
         self.diagnostics: DiagnosticsPublisher | None = None
         self._told: set[str] = set()
+        self.shutdown_requested = False
+        self.exit_code = 0  # the process's, set by the exit notification
         # What the model did for recent completions (prompt size, KV reuse), for status/benchmarks.
         self.recent_requests: collections.deque[dict[str, float]] = collections.deque(maxlen=2000)
         self.prewarm_tasks: dict[str, asyncio.TimerHandle] = {}

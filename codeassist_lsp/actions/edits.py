@@ -9,6 +9,7 @@ import attrs
 
 from codeassist_lsp.actions.prompts import FENCE, DocStyle
 from codeassist_lsp.context.languages import Language, parse
+from codeassist_lsp.context.positions import line_ending, with_line_ending
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
 
 
@@ -37,6 +38,20 @@ def minimal(text: str, replacement: Replacement) -> Replacement:
     while tail < limit - head and old[len(old) - 1 - tail] == new[len(new) - 1 - tail]:
         tail += 1
     return Replacement(replacement.start + head, replacement.end - tail, new[head:len(new) - tail])
+
+
+def with_document_line_endings(text: str, replacement: Replacement) -> Replacement:
+    """The replacement written with `text`'s line endings: a CRLF document gets no bare LF (nor a split CRLF)."""
+    ending = line_ending(text)
+    if ending == "\n":
+        return replacement
+    start, end, new_text = replacement.start, replacement.end, replacement.new_text
+    # minimal() may have trimmed an LF the model text shares with a CRLF: keep each pair whole.
+    if start < end and text[end - 1:end + 1] == "\r\n":
+        end, new_text = end + 1, new_text + "\n"
+    if start > 0 and text[start - 1:start + 1] == "\r\n":
+        start, new_text = start - 1, "\r" + new_text
+    return Replacement(start, end, with_line_ending(new_text, ending))
 
 
 def _error_count(language: Language, text: str) -> int | None:

@@ -269,6 +269,8 @@ class ActionRunner:
         if handler is None:
             return ActionOutcome(reason=f"unknown action {target.action!r}")
         outcome = await handler(target, view, path)
+        if outcome.replacement is not None:  # verified on the text as the model wrote it; shown as the editor's
+            outcome.replacement = edits.with_document_line_endings(view.text, outcome.replacement)
         outcome.elapsed_ms = (time.perf_counter() - started) * 1000
         self.stats["actions_resolved"] = self.stats.get("actions_resolved", 0) + 1
         return outcome

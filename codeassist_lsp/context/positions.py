@@ -55,6 +55,18 @@ class LineIndex:
         return line, len(self.text[self.line_starts[line] : offset].encode("utf-8"))
 
 
+def line_ending(text: str) -> str:
+    """The line ending an editor's document uses: CRLF when its first line break is one, else LF."""
+    index = text.find("\n")
+    return "\r\n" if index > 0 and text[index - 1] == "\r" else "\n"
+
+
+def with_line_ending(new_text: str, ending: str) -> str:
+    """new_text (model output: LF, perhaps mixed with CRLF) with every line break written as `ending`."""
+    text = new_text.replace("\r\n", "\n")
+    return text if ending == "\n" else text.replace("\n", ending)
+
+
 def utf16_to_offset(text: str, line: int, character: int) -> int:
     """The str offset of an LSP (line, UTF-16 character) position in text."""
     return LineIndex(text).offset_at(line, character)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from codeassist_lsp.context.positions import line_ending, with_line_ending
 from codeassist_lsp.features import clamp_position
 from codeassist_lsp.features.suggest import suggest_at
 
@@ -50,5 +51,5 @@ def register(server: CodeassistServer) -> None:
         units = document.position_codec.client_num_units(word)
         position = clamp_position(document, params.position)
         start = types.Position(line=position.line, character=position.character - units)
-        item = completion_item(suggestion.text, word, start, position)
+        item = completion_item(with_line_ending(suggestion.text, line_ending(document.source)), word, start, position)
         return types.CompletionList(is_incomplete=True, items=[item])

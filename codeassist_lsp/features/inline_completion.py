@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from codeassist_lsp.context.positions import line_ending, with_line_ending
 from codeassist_lsp.features import clamp_position
 from codeassist_lsp.features.suggest import suggest_at
 
@@ -24,6 +25,6 @@ def register(server: CodeassistServer) -> None:
         document = server.workspace.get_text_document(params.text_document.uri)
         position = clamp_position(document, params.position)
         return types.InlineCompletionList(items=[types.InlineCompletionItem(
-            insert_text=suggestion.text,
+            insert_text=with_line_ending(suggestion.text, line_ending(document.source)),
             range=types.Range(start=position, end=position),
         )])

@@ -86,5 +86,11 @@ def register(server: CodeassistServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(*_args: Any) -> None:
+        server.shutdown_requested = True
         if server.service is not None:
             server.service.close()
+
+    @server.feature(types.EXIT)
+    def exit_(*_args: Any) -> None:
+        # LSP: exit code 0 after shutdown, 1 without it (pygls' own exit code never leaves its loop).
+        server.exit_code = 0 if server.shutdown_requested else 1

@@ -272,3 +272,37 @@ def _jsonrpc_problem(message: Any) -> str | None:
                 and isinstance(error.get("message"), str)):
             return "an error without an integer code and a string message"
     return None
+
+
+FAKE_OPTIONS = {"engine": "fake", "security": {"diagnostics": False}, "cache": {"enabled": False},
+                "completion": {"prewarm": False}, "actions": {"bestOfN": 1, "hoverDebounceMs": 0}}
+RESOLVE_CAPABILITIES = {"codeAction": {"dataSupport": True, "resolveSupport": {"properties": ["edit"]}}}
+
+
+def fake_server(log_dir: Path, encodings: list[str] | None = None, step_ms: int = 0,
+                options: dict[str, Any] | None = None) -> tuple[RawServer, dict[str, Any]]:
+    """An initialized server on the deterministic engine (protocol tests); the initialize result."""
+    server = RawServer(log_dir / "server.log", env={"CODEASSIST_FAKE_STEP_MS": str(step_ms)})
+    capabilities: dict[str, Any] = {"textDocument": RESOLVE_CAPABILITIES}
+    if encodings is not None:
+        capabilities["general"] = {"positionEncodings": encodings}
+    try:
+        return server, server.initialize({**FAKE_OPTIONS, **(options or {})}, capabilities)
+    except BaseException:
+        server.close()
+        raise
+
+
+def open_document(server: RawServer, uri: str, text: str, version: int = 1, language_id: str = "python") -> None:
+    """didOpen a document."""
+    server.notify("textDocument/didOpen", {"textDocument": {
+        "uri": uri, "languageId": language_id, "version": version, "text": text}})
+
+
+def units(text: str, encoding: str) -> int:
+    """The length of text in an LSP position encoding's code units."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-32":
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
