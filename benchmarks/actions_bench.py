@@ -165,14 +165,17 @@ def bare_floor_ms(backend: Any, prompt: list[int], generated: int) -> float:
     backend._truncate_cache(0)
     started = time.perf_counter()
     for begin in range(0, len(prompt), 512):
-        chunk = prompt[begin:begin + 512]
-        lib.llama_decode(backend._ctx, lib.llama_batch_get_one((lib.llama_token * len(chunk))(*chunk), len(chunk)))
+        # Named: the batch points into this array, which must outlive llama_decode.
+        chunk = (lib.llama_token * len(prompt[begin:begin + 512]))(*prompt[begin:begin + 512])
+        if lib.llama_decode(backend._ctx, lib.llama_batch_get_one(chunk, len(chunk))) != 0:
+            raise RuntimeError("the floor's prompt decode failed")
     sampler = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
     lib.llama_sampler_chain_add(sampler, lib.llama_sampler_init_greedy())
     one = (lib.llama_token * 1)()
     for _ in range(generated):
         one[0] = lib.llama_sampler_sample(sampler, backend._ctx, -1)
-        lib.llama_decode(backend._ctx, lib.llama_batch_get_one(one, 1))
+        if lib.llama_decode(backend._ctx, lib.llama_batch_get_one(one, 1)) != 0:
+            raise RuntimeError("the floor's decode failed")
     elapsed = (time.perf_counter() - started) * 1000
     lib.llama_sampler_free(sampler)
     lib.llama_memory_clear(backend._memory, True)

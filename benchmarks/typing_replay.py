@@ -305,6 +305,9 @@ def summarize_pause(records: list[dict[str, Any]], server_records: list[dict[str
         "generated_tokens": sum(r["server"].get("generated_tokens", 0) for r in model),
         "shown": sum(1 for r in records if r.get("suggestion")),
         "typed_later": sum(1 for r in records if went_on_to_type(r.get("suggestion") or "", r["real_next"])),
+        # Shorter suggestions are typed later more often: count the characters too.
+        "typed_later_chars": sum(len(r["suggestion"]) for r in records
+                                 if went_on_to_type(r.get("suggestion") or "", r["real_next"])),
     }
 
 
@@ -656,7 +659,8 @@ def print_pause(pause: dict[str, Any]) -> None:
               f"actions finished; p99 {busy['p99_ratio']:.2f}x) |")
     print(f"sources {pause['sources']}; new tokens evaluated per model keystroke p50 {pause['evaluated_tokens_p50']} "
           f"/ p90 {pause['evaluated_tokens_p90']} / p99 {pause['evaluated_tokens_p99']}; generated tokens "
-          f"{pause['generated_tokens']}; shown {pause['shown']}, typed by the user later {pause['typed_later']}")
+          f"{pause['generated_tokens']}; shown {pause['shown']}, typed by the user later {pause['typed_later']} "
+          f"({pause.get('typed_later_chars', '?')} characters)")
 
 
 def main() -> int:
@@ -679,24 +683,30 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="with --pause: also replay with the server of this checkout (e.g. a git worktree of "
                              "an earlier commit), in the same run")
+    parser.add_argument("--baseline-settings", default=None,
+                        help="with --pause: also replay with these extra settings (JSON; with --baseline, that "
+                             "checkout's server), in the same run: an A/B of a setting")
     args = parser.parse_args()
     # No disk tier: a second run would otherwise be answered from the first one's completions.
     # The memory tier and typed-ahead reuse stay on, as in a fresh editor session.
     settings = {"cache": {"disk": False}, **json.loads(args.settings)}
     if args.pause:
         report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "settings": settings}
-        if args.baseline is not None:
+        if args.baseline is not None or args.baseline_settings is not None:
             global SERVER_ENV, SERVER_CWD
-            SERVER_ENV = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
-            SERVER_CWD = str(args.baseline.resolve())
+            if args.baseline is not None:
+                SERVER_ENV = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
+                SERVER_CWD = str(args.baseline.resolve())
+            baseline_settings = {**settings, **json.loads(args.baseline_settings or "{}")}
             no_peer, args.no_peer = args.no_peer, True
-            report["baseline"] = {"checkout": str(args.baseline), **pause_part(args, settings)}
+            report["baseline"] = {"checkout": str(args.baseline or "this one"), "settings": baseline_settings,
+                                  **pause_part(args, baseline_settings)}
             SERVER_ENV, SERVER_CWD, args.no_peer = None, None, no_peer
         report["pause"] = pause_part(args, settings)
         out = Path(args.out).with_name("typing_replay_pause.json")
         out.write_text(json.dumps(report, indent=2) + "\n")
         if "baseline" in report:
-            print(f"-- baseline server: {args.baseline}")
+            print(f"-- baseline server: {report['baseline']['checkout']}, settings {report['baseline']['settings']}")
             print_pause(report["baseline"])
             print("-- this checkout")
         print_pause(report["pause"])

@@ -302,6 +302,7 @@ class CompletionService:
             not_before=time.monotonic() + options.debounce_ms / 1000,
             budget_ms=float(options.block_budget_ms if block else options.line_budget_ms),
             partial_cut=complete_lines if block else whole_words,
+            guess_below=options.guess_below,
         )
         prepared.request = request
         prompt_text = completion_prompt_text(backend, context)

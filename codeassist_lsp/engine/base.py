@@ -53,6 +53,9 @@ class GenerationRequest:
     partial_cut: StopCheck | None = attrs.field(default=None, eq=False)
     """Where text generated so far may be cut for early delivery (complete lines, whole words); None
     from it means nothing is worth showing yet."""
+    guess_below: float = 0.0
+    """With a budget: deliver early, as at the budget, before the first token the model chooses with
+    less than this probability (what follows a guess is rarely what the user types); 0 = off."""
 
 
 @attrs.define

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import sys
 import threading
 import time
@@ -834,7 +835,9 @@ class LlamaBackend:
         stops = request.stop + self.stop
         # Tokens the target model chose, with their log-probabilities; every entry but the last is
         # already in the KV cache (accepted drafts), the last one is decoded after it is emitted.
-        queue = [self._choose(sampler, -1, request.want_logprobs)]
+        want = request.want_logprobs or (budget is not None and request.guess_below > 0)
+        unsure = math.log(request.guess_below) if budget is not None and request.guess_below > 0 else None
+        queue = [self._choose(sampler, -1, want)]
         produced = 0
         while queue:
             if cancel.is_set:
@@ -845,6 +848,9 @@ class LlamaBackend:
             produced += 1
             if logprob is not None:
                 result.token_logprobs.append(logprob)
+                if unsure is not None and logprob < unsure and budget is not None:
+                    # The confident part now; the guess and what follows it are generated on.
+                    budget.deliver(text, at_word_end=not self.token_bytes(token)[:1].decode("latin-1").isalnum())
             if lib.llama_vocab_is_eog(self._vocab, token):
                 return "eog"
             result.generated_tokens += 1
@@ -870,7 +876,7 @@ class LlamaBackend:
             if len(self._cached) + 1 >= self.n_ctx:
                 return "length"
             queue = self._advance(token, history, drafter, sampler, request, cancel,
-                                  min(request.max_tokens - produced - 1, max_guesses))
+                                  min(request.max_tokens - produced - 1, max_guesses), want)
         return "cancelled" if cancel.is_set else "length"
 
     def _choose(self, sampler, index: int, want_logprob: bool) -> tuple[int, float | None]:  # type: ignore[no-untyped-def]
@@ -878,7 +884,8 @@ class LlamaBackend:
         return token, (self._logprob(token, index) if want_logprob else None)
 
     def _advance(self, token: int, history: list[int], drafter: Drafter | None, sampler,  # type: ignore[no-untyped-def]
-                 request: GenerationRequest, cancel: CancelFlag, guesses: int) -> list[tuple[int, float | None]]:
+                 request: GenerationRequest, cancel: CancelFlag, guesses: int,
+                 want: bool) -> list[tuple[int, float | None]]:
         """Decode `token` (with up to `guesses` drafted tokens after it) and return the target's next choices."""
         drafts: list[int] = []
         pacer = self._draft_length  # also decides whether guessing pays on this hardware
@@ -888,7 +895,6 @@ class LlamaBackend:
             k = pacer.guesses(min(guesses, room))
             if k > 0:
                 drafts = drafter.draft(history, k, cancel)[:k]
-        want = request.want_logprobs
         if not drafts:
             plain_started = time.perf_counter()
             if not self._decode([token]):
@@ -989,9 +995,18 @@ class _Budget:
 
     def check(self, text: str) -> None:
         """Past the deadline: hand over what is complete (if anything is yet) and keep generating."""
-        if self.delivered or time.perf_counter() < self.deadline:
+        if not self.delivered and time.perf_counter() >= self.deadline:
+            self.deliver(text)
+
+    def deliver(self, text: str, at_word_end: bool = False) -> None:
+        """Hand over what is complete of `text` now (once, when anything is) and keep generating.
+
+        at_word_end: the next token starts a new word, so the last word of `text` is complete.
+        """
+        if self.delivered:
             return
-        cut = self.cut(text) if self.cut is not None else len(text)
+        cut = self.cut(text + " " if at_word_end else text) if self.cut is not None else len(text)
+        cut = None if cut is None else min(cut, len(text))
         if cut is None or cut <= 0:
             return  # nothing complete yet: deliver as soon as something is
         self.delivered = True

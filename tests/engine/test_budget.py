@@ -38,3 +38,48 @@ def test_block_shows_its_complete_lines_early_and_typed_ahead_gets_the_rest(mode
         assert ahead.typed_ahead == whole.text[1:]
     finally:
         service.close()
+
+
+LINE = ("import os\n\n\ndef python_files(folder):\n    \"\"\"Names of the .py files in folder.\"\"\"\n"
+        "    return [name for name in os.listdir(folder) if")
+
+
+def test_a_line_shows_at_once_up_to_the_first_guess_and_the_rest_is_generated_on(model_path: Path) -> None:
+    import math
+
+    from codeassist_lsp.config import ModelSettings
+    from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult
+    from codeassist_lsp.engine.llama import LlamaBackend
+    from codeassist_lsp.engine.postprocess import line_stop, whole_words
+
+    backend = LlamaBackend(model_path, ModelSettings())
+    try:
+        prompt = tuple(backend.tokenize(LINE, add_bos=True))
+
+        def run(guess_below: float) -> tuple[list[GenerationResult], GenerationResult]:
+            early: list[GenerationResult] = []
+            request = GenerationRequest(prompt_tokens=prompt, max_tokens=24, stop_check=line_stop,
+                                        budget_ms=60_000, partial_cut=whole_words, guess_below=guess_below)
+            return early, backend.run(request, CancelFlag(), early.append)
+
+        early, whole = run(0.9)
+        # The rule, replayed on the whole generation: at the first token chosen with p < 0.9 after
+        # which whole words are complete, the text before it shows.
+        expected = None
+        for index, (token, logprob) in enumerate(zip(whole.token_ids, whole.token_logprobs)):
+            if math.exp(logprob) >= 0.9:
+                continue
+            before = b"".join(backend.token_bytes(t) for t in whole.token_ids[:index]).decode("utf-8", "ignore")
+            at_word_end = not backend.token_bytes(token)[:1].decode("latin-1").isalnum()
+            cut = whole_words(before + " " if at_word_end else before)
+            if cut:
+                expected = before[:min(cut, len(before))]
+                break
+        assert expected, ("the model was sure of every token here", whole.text, whole.token_logprobs)
+        assert len(early) == 1 and early[0].finish_reason == "budget" and early[0].text == expected, (early, expected)
+        assert whole.finish_reason == "stop" and whole.text.startswith(expected) and len(whole.text) > len(expected)
+
+        unhurried, same = run(0.0)
+        assert unhurried == [] and same.text == whole.text  # off: no early part, the same suggestion
+    finally:
+        backend.close()
