@@ -677,6 +677,7 @@ def main() -> int:
     parser.add_argument("--pause-chars", type=int, default=150)
     parser.add_argument("--pause-interval-ms", type=int, default=120)
     parser.add_argument("--no-peer", action="store_true", help="skip llama-server")
+    parser.add_argument("--no-pause", action="store_true", help="skip the pause replay (run it with --pause)")
     parser.add_argument("--with-actions", action="store_true",
                         help="with --pause: replay again while code actions run back to back (completions preempt)")
     parser.add_argument("--settings", default="{}", help="extra server settings (JSON) for both replays")
@@ -730,7 +731,7 @@ def main() -> int:
         "long_prompt_evaluated_p90": percentile([w["evaluated_tokens"] for w in long_prompts], 0.9),
         "prompt_tokens_p50": percentile([w["prompt_tokens"] for w in model_work], 0.5),
     }
-    pause = pause_part(args, settings)
+    pause = {"skipped": "--no-pause"} if args.no_pause else pause_part(args, settings)
     in_process = run_in_process(records, files, args.create_completion_every)
     cold = asyncio.run(cold_start("def add(a, b):\n    return ", args.cold_runs))
 
@@ -781,7 +782,8 @@ def main() -> int:
           f"p50 {kv['evaluated_tokens_p50']} / p90 {kv['evaluated_tokens_p90']}; with 1,000+ token prompts "
           f"p50 {kv['long_prompt_evaluated_p50']} / p90 {kv['long_prompt_evaluated_p90']} "
           f"({kv['long_prompt_requests']} requests)")
-    print_pause(pause)
+    if "skipped" not in pause:
+        print_pause(pause)
     print(f"wrote {args.out}")
     return 0
 

@@ -39,8 +39,10 @@ llama_log = logging.getLogger("llama.cpp")
 # callback a chunk is a whole batch (model.batchSize): Qwen2.5-Coder 1.5B evaluates prompts ~15%
 # faster in 512-token batches than in 64-token ones here.
 PROMPT_CHUNK = 64
-# Smallest prompt chunk while preemptions keep aborting chunks (one Qwen2.5-Coder 1.5B token ~8 ms here).
-MIN_PROMPT_CHUNK = 8
+# Smallest prompt chunk while preemptions keep aborting chunks. One token: on 2 cores Qwen2.5-Coder
+# 1.5B takes 61 ms for 1 token, 87 for 2, 124 for 4 but ~300 for 8 (its batch kernels switch at 8),
+# and keys 120 ms apart leave gaps shorter than that: with 8 an action never advanced while typing.
+MIN_PROMPT_CHUNK = 1
 # The KV cache sequence a prewarm's prompt is staged in (0 holds the keystrokes' prompt).
 STAGE_SEQ = 1
 # The exactness probe: tokens cached before it (beyond 512 keys, where llama.cpp's CPU attention
@@ -726,14 +728,15 @@ class LlamaBackend:
                 return result
             chunk, pending = pending[:self._chunk_now], pending[self._chunk_now:]
             if not self._decode(chunk):
-                # Preempted inside a chunk, whose work is lost: smaller chunks until a prompt gets
-                # through, so work that typing keeps interrupting still advances between keystrokes.
+                # Preempted inside a chunk, whose work is lost: smaller chunks while preemptions keep
+                # coming, larger ones while chunks get through, so work that typing keeps interrupting
+                # still advances between keystrokes and runs at full speed once typing pauses.
                 self._chunk_now = max(MIN_PROMPT_CHUNK, self._chunk_now // 2)
                 result.finish_reason = "cancelled"
                 result.prompt_ms = (time.perf_counter() - started) * 1000
                 return result
             result.evaluated_tokens += len(chunk)
-        self._chunk_now = min(self._prompt_chunk, self._chunk_now * 2)
+            self._chunk_now = min(self._prompt_chunk, self._chunk_now * 2)
         result.prompt_ms = (time.perf_counter() - started) * 1000
         if request.max_tokens <= 0:
             return result

@@ -193,6 +193,13 @@ class ModelWorker:
             old.cancel("superseded")
             old.fail(Cancelled("superseded by a newer request"))
 
+    def _yield_to_waiting_action(self, job: Job) -> None:
+        """Stop generating the rest of a shown suggestion when an action waits: while the user types,
+        those rests would fill every pause between keys and the action would never run."""
+        with self._lock:
+            if any(j.request.kind == "generation" for j in self._pending):
+                job.cancel("superseded")
+
     def _requeue(self, job: Job) -> None:
         """Put a preempted generation back in the queue with a fresh cancel flag (same future)."""
         job.cancel_flag = CancelFlag()
@@ -260,6 +267,7 @@ class ModelWorker:
                 def early(partial: GenerationResult, job: Job = job) -> None:
                     partial.queue_ms = queue_ms
                     job.deliver_early(partial)
+                    self._yield_to_waiting_action(job)
 
                 request = _remaining(job)
                 if request is None:

@@ -144,3 +144,28 @@ def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker)
     resumed = job.future.result(120)
     assert job.preemptions >= 1 and job.done_part is not None and job.done_part.token_ids
     assert resumed.text == plain.text and resumed.generated_tokens == plain.generated_tokens
+
+
+def test_the_rest_of_a_shown_suggestion_yields_to_a_waiting_action(worker: ModelWorker) -> None:
+    from codeassist_lsp.engine.postprocess import whole_words
+
+    # Typing leaves the model only the pauses between keys; the rest of each shown suggestion must
+    # not fill them while an action waits, or the action never runs.
+    shown = worker.submit(_completion(worker, "# A long story about code\n", 120, budget_ms=1, partial_cut=whole_words))
+    action = worker.submit(_completion(worker, "def add(a, b):\n    return", 6, kind="generation"))
+    assert shown.future.result(120).finish_reason == "budget"
+    with pytest.raises(Cancelled):
+        shown.final.result(120)
+    assert action.future.result(120).generated_tokens > 0
+
+
+def test_an_action_advances_in_prompt_chunks_as_small_as_one_token(worker: ModelWorker) -> None:
+    from codeassist_lsp.engine import llama
+
+    # Keys 120 ms apart: the code model needs ~300 ms for 8 prompt tokens on 2 cores, 61 ms for one.
+    assert llama.MIN_PROMPT_CHUNK == 1
+    backend = worker.backend
+    assert backend is not None
+    backend._chunk_now = 1  # as after repeated preemptions
+    result = worker.submit(_completion(worker, "# " + "word " * 40 + "\n", 2, kind="generation")).future.result(120)
+    assert result.evaluated_tokens > 8 and backend._chunk_now > 8  # chunks grow again as they get through
