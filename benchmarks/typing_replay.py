@@ -215,8 +215,10 @@ async def _actions_forever(client: LanguageClient, done: list[int]) -> None:
         actions = await client.text_document_code_action_async(types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=cursor, end=cursor),
             context=types.CodeActionContext(diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Invoked)))
-        docstring = next(a for a in actions or [] if isinstance(a, types.CodeAction)
-                         and isinstance(a.data, dict) and a.data["codeassist"]["action"] == "docstring")
+        docstring = next((a for a in actions or [] if isinstance(a, types.CodeAction)
+                          and isinstance(a.data, dict) and a.data["codeassist"]["action"] == "docstring"), None)
+        if docstring is None:  # never silently: a background task that dies would measure nothing
+            raise RuntimeError(f"no docstring action offered: {actions!r:.300}")
         await client.code_action_resolve_async(docstring)
         done[0] += 1
 
@@ -238,6 +240,8 @@ async def run_pause_replay(files: list[tuple[Path, str, int]], chars: int, inter
             records.extend(await replay_file_paused(client, path, language_id, start_line, chars, interval_ms))
     finally:
         if background is not None:
+            if background.done() and background.exception() is not None:
+                raise RuntimeError("the background actions failed") from background.exception()
             background.cancel()
     report = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
@@ -253,8 +257,12 @@ SERVER_CWD: str | None = None  # `python -m` puts the working directory first on
 async def _start_client(settings: dict[str, Any]) -> tuple[LanguageClient, dict[str, Any]]:
     client = LanguageClient("typing-replay", "1")
     await client.start_io(*SERVER, env=SERVER_ENV, cwd=SERVER_CWD)
+    # Inline completion, and code actions resolved lazily as VS Code does (else the server answers with
+    # commands, and --with-actions would find no action to resolve).
     caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
-        inline_completion=types.InlineCompletionClientCapabilities()))
+        inline_completion=types.InlineCompletionClientCapabilities(),
+        code_action=types.CodeActionClientCapabilities(
+            data_support=True, resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"]))))
     await client.initialize_async(types.InitializeParams(capabilities=caps, initialization_options=settings))
     client.initialized(types.InitializedParams())
     while True:

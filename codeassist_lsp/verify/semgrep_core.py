@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,6 +22,11 @@ _EXTENSION = {
     "typescript": ".ts", "go": ".go", "rust": ".rs", "ruby": ".rb", "php": ".php", "python": ".py",
     "scala": ".scala", "lua": ".lua", "bash": ".sh",
 }
+
+
+# semgrep-core runs beside the model thread (an action's check, a document's scan): at a lower CPU
+# priority, so that a keystroke's completion does not wait behind it on a small machine.
+_NICE = ("nice", "-n", "10") if shutil.which("nice") else ()
 
 
 class SemgrepUnavailable(RuntimeError):
@@ -60,7 +66,7 @@ def run_semgrep_core(text: str, language: str, timeout: float = TIMEOUT_S) -> li
         source = handle.name
     try:
         completed = subprocess.run(
-            [str(binary), "-rules", str(rules), "-lang", target, "-json", "-fast", source],
+            [*_NICE, str(binary), "-rules", str(rules), "-lang", target, "-json", "-fast", source],
             capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
