@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,7 +57,13 @@ def _serve(args: argparse.Namespace) -> int:
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         server.start_io()
-    return server.exit_code
+    # End now: a thread still reading stdin (until the client closes it) would keep the interpreter
+    # from exiting, and a client waits for the exit after `exit` (LSP).
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(ValueError, OSError):  # pygls closes stdout on exit
+            stream.flush()
+    logging.shutdown()
+    os._exit(server.exit_code)
 
 
 def serve_main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,16 @@ class CodeassistServer(LanguageServer):
         self.stats: dict[str, int] = {"requests": 0, "shown": 0, "empty": 0, "cancelled": 0,
                                       "stale": 0, "unavailable": 0}
 
+    def shutdown(self) -> None:
+        """Stop serving without waiting for the thread that reads stdin: it blocks until the client
+        closes the pipe, which a client may do only after the process has exited (cli ends it)."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._thread_pool:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        if self._server:
+            self._server.close()
+
     # -- telling the user, once -----------------------------------------------------------
 
     def tell_once(self, key: str, message: str,

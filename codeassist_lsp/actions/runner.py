@@ -254,6 +254,11 @@ class ActionRunner:
         logprobs = result.token_logprobs
         return sum(logprobs) / len(logprobs) if logprobs and result.finish_reason != "cancelled" else None
 
+    async def _verify(self, text: str, replacement: Replacement, language: Any) -> CheckedEdit:
+        """edits.verify_replacement off the event loop: bandit and semgrep-core take ~200 ms, and the
+        keystrokes that arrive meanwhile must not wait for them."""
+        return await asyncio.to_thread(edits.verify_replacement, text, replacement, language, self.policy)
+
     def _report(self, message: str, percentage: int | None = None) -> None:
         if self.progress is not None:
             self.progress(message, percentage)
@@ -318,7 +323,7 @@ class ActionRunner:
             self._report(f"candidate {index + 1}/{count}", int(100 * index / count))
             sampling = Sampling() if index == 0 else Sampling(temperature=settings.temperature, seed=index)
             result = await self.generate(prompt, max_tokens=settings.max_tokens, sampling=sampling, stop_check=stop)
-            outcome.candidates.append(self._check_generated(target, view, prompt, result, index))
+            outcome.candidates.append(await self._check_generated(target, view, prompt, result, index))
         if (time.perf_counter() - started) * 1000 < settings.best_of_n_budget_ms:
             await self._review_candidates(header, view, outcome.candidates)  # prompt evaluation only
         score_candidates(outcome.candidates)
@@ -344,7 +349,7 @@ class ActionRunner:
             for candidate in same:
                 candidate.reviewer = reviewer
 
-    def _check_generated(self, target: ActionTarget, view: DocumentView, prompt: ActionPrompt,
+    async def _check_generated(self, target: ActionTarget, view: DocumentView, prompt: ActionPrompt,
                          result: GenerationResult, index: int) -> Candidate:
         body = edits.cut_at_fence(result.text).rstrip()
         lines = [line for line in body.split("\n")]
@@ -357,7 +362,7 @@ class ActionRunner:
         if len(first_indent) < len(target.indent):
             code = edits.reindent(code, target.indent)  # the model forgot the body's indentation
         replacement = Replacement(target.start, target.end, "\n" + code)
-        checked = edits.verify_replacement(view.text, replacement, view.language, self.policy)
+        checked = await self._verify(view.text, replacement, view.language)
         defects = 0
         if checked.accepted and view.language is not None and view.language.name == "python" and target.name:
             defects = edits.python_defects(replacement.apply(view.text), target.name) or 0
@@ -396,7 +401,7 @@ class ActionRunner:
             return ActionOutcome(reason="the model wrote no documentation")
         new_text = edits.format_doc(lines, style, target.indent, language, target.name)
         replacement = Replacement(target.start, target.start, new_text)
-        checked = edits.verify_replacement(view.text, replacement, language, self.policy)
+        checked = await self._verify(view.text, replacement, language)
         candidate = Candidate(result, checked, score=result.mean_logprob)
         if not checked.accepted:
             return ActionOutcome(candidates=[candidate], reason=checked.reason)
@@ -434,7 +439,7 @@ class ActionRunner:
         replacement = edits.minimal(text, replacement)
         if replacement.start == replacement.end and not replacement.new_text:
             return ActionOutcome(candidates=[Candidate(result, None)], reason="the model suggested no change")
-        checked = edits.verify_replacement(text, replacement, view.language, self.policy)
+        checked = await self._verify(text, replacement, view.language)
         candidate = Candidate(result, checked, score=result.mean_logprob)
         if not checked.accepted:
             return ActionOutcome(candidates=[candidate], reason=checked.reason)
@@ -488,7 +493,7 @@ class ActionRunner:
             # A refactoring of a selection changes the selection only.
             return ActionOutcome(candidates=[Candidate(result, None)],
                                  reason="the model changed code outside the selection")
-        checked = edits.verify_replacement(text, replacement, language, self.policy)
+        checked = await self._verify(text, replacement, language)
         candidate = Candidate(result, checked, score=result.mean_logprob)
         if not checked.accepted:
             return ActionOutcome(candidates=[candidate], reason=checked.reason)
@@ -540,7 +545,7 @@ class ActionRunner:
                 outcome.candidates.append(Candidate(result, None, index=index))
                 continue  # the name the diagnostic is about is still there: not a fix
             replacement = edits.minimal(text, Replacement(first, last, new_region))
-            checked = edits.verify_replacement(text, replacement, language, self.policy)
+            checked = await self._verify(text, replacement, language)
             candidate = Candidate(result, checked, score=result.mean_logprob, index=index)
             outcome.candidates.append(candidate)
             if checked.accepted:
