@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
 
 STATUS_COMMAND = "codeassist.status"
+# After `exit`, the process ends within this long even if a teardown step waits.
+EXIT_GRACE_S = 0.5
 
 
 def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str, Any]:
@@ -94,3 +98,8 @@ def register(server: CodeassistServer) -> None:
     def exit_(*_args: Any) -> None:
         # LSP: exit code 0 after shutdown, 1 without it (pygls' own exit code never leaves its loop).
         server.exit_code = 0 if server.shutdown_requested else 1
+        # The process must end now; pygls' and asyncio's teardown can wait for a thread that reads
+        # stdin until the client closes it, which a client may do only once we are gone.
+        deadline = threading.Timer(EXIT_GRACE_S, os._exit, args=(server.exit_code,))
+        deadline.daemon = True
+        deadline.start()
