@@ -838,8 +838,8 @@ class LlamaBackend:
         stops = request.stop + self.stop
         # Tokens the target model chose, with their log-probabilities; every entry but the last is
         # already in the KV cache (accepted drafts), the last one is decoded after it is emitted.
-        want = request.want_logprobs or (budget is not None and request.guess_below > 0)
         unsure = math.log(request.guess_below) if budget is not None and request.guess_below > 0 else None
+        want = request.want_logprobs or unsure is not None
         queue = [self._choose(sampler, -1, want)]
         produced = 0
         while queue:
@@ -851,7 +851,7 @@ class LlamaBackend:
             produced += 1
             if logprob is not None:
                 result.token_logprobs.append(logprob)
-                if unsure is not None and logprob < unsure and budget is not None:
+                if unsure is not None and logprob < unsure and budget is not None:  # budget: for mypy
                     # The confident part now; the guess and what follows it are generated on.
                     budget.deliver(text, at_word_end=not self.token_bytes(token)[:1].decode("latin-1").isalnum())
             if lib.llama_vocab_is_eog(self._vocab, token):
