@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import attrs
 
 from codeassist_lsp.config import CacheSettings
+from codeassist_lsp.errors import StorageUnavailable, report_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +218,7 @@ class CompletionCache:
             try:
                 tiers.append(DiskTier(directory, settings.disk_size_mb * 1024 * 1024))
             except CacheUnavailable as error:
-                log.warning("completion disk cache disabled: %s is not usable (%s); "
-                            "completions are cached in memory only", directory, error)
+                report_unavailable(disk_cache_problem(directory, error))
         return cls(tiers)
 
     @property
@@ -259,11 +259,21 @@ class CompletionCache:
             self.tiers.remove(tier)
             log.warning("completion cache tier %s failed (%s); continuing without it", tier.name, error)
             tier.close()
+            if isinstance(tier, DiskTier):
+                report_unavailable(disk_cache_problem(tier.directory, error))
 
     def close(self) -> None:
         """Close every tier."""
         for tier in self.tiers:
             tier.close()
+
+
+def disk_cache_problem(directory: Path, error: Exception) -> StorageUnavailable:
+    """The user's view of a disk tier that failed: what it costs and how to fix it."""
+    return StorageUnavailable(
+        f"The completion cache in {directory} cannot be used ({error}); completions are cached in memory only.",
+        hint="Free space on that disk or make the folder writable, or set codeassist.cache.directory to another "
+             "folder (codeassist.cache.disk false turns the disk cache off).")
 
 
 def default_directory() -> Path:

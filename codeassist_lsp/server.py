@@ -16,14 +16,17 @@ from codeassist_lsp.config import Settings, parse_settings
 from codeassist_lsp.context.assembler import ContextAssembler
 from codeassist_lsp.context.documents import DocumentTrees
 from codeassist_lsp.context.workspace import WorkspaceIndex
-from codeassist_lsp.engine.tiers import missing_code_model_hint
-from codeassist_lsp.errors import CodeassistError, InvalidSettings
+from codeassist_lsp.engine.tiers import missing_code_model_hint, model_file_of
+from codeassist_lsp.errors import CodeassistError, ComponentUnavailable, InvalidSettings, listen_for_unavailable
 from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
 from codeassist_lsp.protocol import CodeassistProtocol
 from codeassist_lsp.service import CompletionService
 from codeassist_lsp.verify import SecurityPolicy
 
 log = logging.getLogger(__name__)
+
+# How often the files of the loaded models are looked at (one stat each), to notice them replaced.
+MODEL_FILE_CHECK_S = 2.0
 
 
 class CodeassistServer(LanguageServer):
@@ -72,6 +75,16 @@ class CodeassistServer(LanguageServer):
     def report_error(self, error: CodeassistError) -> None:
         """Tell the user about a domain error once per distinct message."""
         self.tell_once(type(error).__name__ + error.message, error.for_user())
+
+    def listen_for_unavailable(self) -> None:
+        """Tell the user once per component when a part fails (scanners, disk cache, index), from any thread."""
+        loop = asyncio.get_running_loop()
+
+        def tell(error: ComponentUnavailable) -> None:
+            loop.call_soon_threadsafe(self.tell_once, "unavailable:" + error.component, error.for_user(),
+                                      types.MessageType.Warning)
+
+        listen_for_unavailable(tell)
 
     # -- settings and model lifecycle -----------------------------------------------------
 
@@ -124,6 +137,20 @@ class CodeassistServer(LanguageServer):
                 type=types.MessageType.Info, message=f"codeassist: model {service.backend.model_id} ready"))
         await asyncio.get_running_loop().run_in_executor(None, service.worker.quality_loaded.wait)
         self.report_quality_tier(service)
+        await self.watch_model_files(service)
+
+    async def watch_model_files(self, service: CompletionService) -> None:
+        """Tell the user once when a loaded model's file changes on disk (the loaded copy keeps serving)."""
+        files = {id(f): f for b in (service.worker.backend, service.worker.quality)
+                 if (f := model_file_of(b)) is not None}.values()
+        while files and self.service is service and not self.shutdown_requested:
+            await asyncio.sleep(MODEL_FILE_CHECK_S)
+            for file in files:
+                if file.changed():
+                    self.tell_once("model-file-changed:" + str(file.path),
+                                   f"The model file {file.path} changed on disk after it was loaded; codeassist "
+                                   "goes on with the copy in memory. Restart the language server to load the new "
+                                   "file.", types.MessageType.Warning)
 
     def report_quality_tier(self, service: CompletionService) -> None:
         """Tell the user once when actions and hover run without the code model, and why."""
@@ -148,10 +175,17 @@ class CodeassistServer(LanguageServer):
         if root is None or not self.settings.context.index_workspace:
             return
         try:
+            # A folder that cannot be written leaves the index in memory (and tells the user).
             self.index = WorkspaceIndex(root, exclude=tuple(self.settings.context.exclude))
-        except Exception as error:  # an unwritable cache dir must not stop completions
-            self.tell_once("index", f"Workspace index disabled: {error}", types.MessageType.Warning)
+        except Exception as error:  # a bug of ours must not stop completions
+            log.exception("workspace index failed to open")
+            self.tell_once("index", f"The workspace index is off: {error}. Completions use open files only.",
+                           types.MessageType.Warning)
             return
+        if self.index.rebuilt_because:
+            self.tell_once("index-rebuilt", f"The workspace index in {self.index.directory} was damaged "
+                           f"({self.index.rebuilt_because}); it is being rebuilt from your files, nothing to do.",
+                           types.MessageType.Warning)
         self.assembler = ContextAssembler(self.index, self.documents, root=root)
         if self.service is not None:
             self.service.assembler = self.assembler

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from codeassist_lsp.context.languages import Language, all_languages, language_for, parse
+from codeassist_lsp.context.languages import PARSE_TIMEOUT_MICROS, Language, all_languages, language_for, parse
 from codeassist_lsp.context.positions import LineIndex
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class Document:
     version: int = 0
     tree: Any = None  # tree_sitter.Tree; None for plain text or a failed parse
     parse_ms: float = 0.0
+    parse_timed_out: bool = False  # the last parse hit tree-sitter's time limit (tree is None)
     _source: bytes | None = None
     _lines: LineIndex | None = None
 
@@ -178,8 +179,10 @@ class DocumentTrees:
         started = time.perf_counter()
         document.tree = parse(language, document.source, old_tree)
         document.parse_ms = (time.perf_counter() - started) * 1000
+        document.parse_timed_out = document.tree is None and document.parse_ms * 1000 >= PARSE_TIMEOUT_MICROS
         if document.tree is None:
-            log.info("no tree for %s (%s): parse failed or timed out", document.uri, language.name)
+            log.info("no tree for %s (%s): parse %s", document.uri, language.name,
+                     "timed out" if document.parse_timed_out else "failed")
 
 
 def _point_after(start: tuple[int, int], inserted: str) -> tuple[int, int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -15,6 +17,7 @@ import attrs
 
 from codeassist_lsp.context.languages import Language, language_for, parse, queries_fingerprint
 from codeassist_lsp.context.symbols import Definition, SymbolTable, extract_symbols
+from codeassist_lsp.errors import StorageUnavailable, report_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,24 @@ INDEX_FORMAT = 1
 
 
 def default_cache_dir(root: Path) -> Path:
-    """Where the index of `root` persists: under XDG_CACHE_HOME, one folder per workspace."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    """Where the index of `root` persists: under the cache dir ($CODEASSIST_CACHE_DIR), one folder per workspace."""
+    from codeassist_lsp.engine.models import cache_dir
+
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return base / "codeassist" / "index" / digest
+    return cache_dir() / "index" / digest
+
+
+def _is_corrupt(error: BaseException) -> bool:
+    """Whether SQLite says the file is damaged (not: locked, full, read-only, which are not the file's fault)."""
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError)
+
+
+def index_storage_problem(directory: Path, error: BaseException) -> StorageUnavailable:
+    """The user's view of an index that cannot be kept on disk: what it costs and how to fix it."""
+    return StorageUnavailable(
+        f"The workspace index in {directory} cannot be saved ({type(error).__name__}: {error}); "
+        "it is kept in memory only and re-built at each start.",
+        hint="Free space on that disk or make the folder writable, or set CODEASSIST_CACHE_DIR to another folder.")
 
 
 def _looks_binary(path: Path) -> bool:
@@ -113,13 +130,67 @@ class WorkspaceIndex:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._cache = None
+        self.directory: Path | None = None
+        # Why the persisted index was thrown away and rebuilt at start (a damaged database), if it was.
+        self.rebuilt_because: str | None = None
         if persist:
-            import diskcache
-
-            directory = Path(cache_dir) if cache_dir else default_cache_dir(self.root)
-            directory.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(str(directory))
+            self.directory = Path(cache_dir) if cache_dir else default_cache_dir(self.root)
+            self._cache = self._open_cache(self.directory)
         self._key_salt = f"{INDEX_FORMAT}:{queries_fingerprint()}"
+
+    def _open_cache(self, directory: Path):  # type: ignore[no-untyped-def]
+        """The persisted index; a damaged one is deleted and started afresh (it is only a cache);
+        None when the folder cannot be written (the index then lives in memory)."""
+        import diskcache
+
+        try:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                return diskcache.Cache(str(directory))
+            except Exception as error:
+                if not _is_corrupt(error):
+                    raise
+                log.warning("workspace index %s is damaged (%s): rebuilding it", directory, error)
+                self.rebuilt_because = f"{type(error).__name__}: {error}"
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir(parents=True, exist_ok=True)
+                return diskcache.Cache(str(directory))
+        except Exception as error:  # OSError (unwritable, disk full), sqlite3.OperationalError, ...
+            report_unavailable(index_storage_problem(directory, error))
+            return None
+
+    def _stop_persisting(self, error: BaseException) -> None:
+        """The persisted index failed while in use (disk full, damaged): go on in memory."""
+        cache, self._cache = self._cache, None
+        if cache is None:
+            return
+        try:
+            cache.close()
+        except Exception:
+            log.debug("closing the index database failed", exc_info=True)
+        report_unavailable(index_storage_problem(self.directory or Path("?"), error))
+
+    def _stored(self, key: str) -> SymbolTable | None:
+        """The persisted symbols under `key`, or None."""
+        cache = self._cache
+        if cache is None:
+            return None
+        try:
+            table = cache.get(key)
+        except Exception as error:  # a damaged database or entry, a vanished folder
+            self._stop_persisting(error)
+            return None
+        return table if isinstance(table, SymbolTable) else None
+
+    def _store(self, key: str, table: SymbolTable) -> None:
+        """Persist the symbols of one file (best effort)."""
+        cache = self._cache
+        if cache is None:
+            return
+        try:
+            cache.set(key, table)
+        except Exception as error:  # the disk filled up, the folder went away, ...
+            self._stop_persisting(error)
 
     # ----- walking -------------------------------------------------------------------------
     def iter_source_files(self) -> Iterator[tuple[Path, Language]]:
@@ -230,7 +301,7 @@ class WorkspaceIndex:
         if stat.st_size > self.max_file_bytes or _looks_binary(path):
             return "skipped"
         key = f"{self._key_salt}:{path}:{stat.st_mtime_ns}:{stat.st_size}"
-        table = self._cache.get(key) if self._cache is not None else None
+        table = self._stored(key)
         outcome = "cached"
         if table is None:
             outcome = "parsed"
@@ -240,8 +311,7 @@ class WorkspaceIndex:
                 return "skipped"
             tree = parse(language, source)
             table = extract_symbols(language, tree, source, str(path)) if tree else SymbolTable(path=str(path))
-            if self._cache is not None:
-                self._cache.set(key, table)
+            self._store(key, table)
         with self._lock:
             self._drop(str(path))
             self._tables[str(path)] = table

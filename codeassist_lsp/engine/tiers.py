@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from codeassist_lsp.config import ModelSettings, Settings, effective_threads
 from codeassist_lsp.engine.base import CancelFlag, DecodeBackend
@@ -123,12 +126,55 @@ def missing_code_model_hint() -> str:
             f"{install_hint(quality_model_name())} (1.1 GB)")
 
 
+@attrs.frozen
+class ModelFile:
+    """A loaded model's file as it was at load time, to notice it being replaced on disk afterwards.
+
+    The weights are read into memory at load (engine/llama.py loads without mmap), so a file that
+    changes under a loaded model changes nothing until the model is loaded again.
+    """
+
+    path: Path
+    identity: tuple[int, int, int]  # inode, size, mtime
+
+    @classmethod
+    def of(cls, path: Path) -> ModelFile:
+        """The file as it is now."""
+        return cls(path, _identity(path))
+
+    def changed(self) -> bool:
+        """Whether the file was replaced, rewritten or removed since."""
+        try:
+            return _identity(self.path) != self.identity
+        except OSError:
+            return True
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+_MODEL_FILES: weakref.WeakKeyDictionary[object, ModelFile] = weakref.WeakKeyDictionary()
+
+
+def model_file_of(backend: object) -> ModelFile | None:
+    """The file a backend was loaded from (None for backends not loaded from a file)."""
+    try:
+        return _MODEL_FILES.get(backend)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
 def load_backend(path: Path, spec: ModelSpec | None, settings: Settings, model: ModelSettings) -> LlamaBackend:
     """A llama.cpp backend for one tier's model settings."""
     from codeassist_lsp.engine.llama import LlamaBackend
 
-    return LlamaBackend(path, model, prompt_format=spec.prompt_format if spec else "auto",
-                        stop=spec.stop if spec else (), speculation=settings.speculation)
+    loaded_from = ModelFile.of(path)
+    backend = LlamaBackend(path, model, prompt_format=spec.prompt_format if spec else "auto",
+                           stop=spec.stop if spec else (), speculation=settings.speculation)
+    _MODEL_FILES[backend] = loaded_from
+    return backend
 
 
 def make_completion_backend(settings: Settings) -> DecodeBackend:

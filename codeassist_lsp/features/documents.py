@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from codeassist_lsp.context.documents import Document
+from codeassist_lsp.context.languages import PARSE_TIMEOUT_MICROS
 from codeassist_lsp.errors import CodeassistError
 from codeassist_lsp.features import offset_in, open_document
 
@@ -64,6 +67,17 @@ def _end_of_change(server: CodeassistServer,
     return types.Position(line=min(start.line + len(lines) - 1, MAX_UINTEGER), character=units)
 
 
+def _tell_if_parse_timed_out(server: CodeassistServer, document: Document | None) -> None:
+    """Once per session: a document too big or too odd to parse within the time limit."""
+    if document is None or not document.parse_timed_out:
+        return
+    name = os.path.basename(document.uri) or document.uri
+    server.tell_once("parse-timeout", (
+        f"{name} takes longer than {PARSE_TIMEOUT_MICROS // 1000} ms to parse, so suggestions in it are made and "
+        "checked without its syntax tree (no block suggestions, no syntax check). Expected for huge or generated "
+        "files; nothing to fix, and other files are not affected."), types.MessageType.Info)
+
+
 def _scan(server: CodeassistServer, uri: str) -> None:
     if server.settings.security.diagnostics and server.diagnostics is not None:
         server.diagnostics.schedule(uri)
@@ -75,7 +89,8 @@ def register(server: CodeassistServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
-        server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
+        document = server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
+        _tell_if_parse_timed_out(server, document)
         # After the usual idle delay, not at once: a cursor hint that follows the open (a codeAction
         # request) replaces this guess at the end of the document with where the user really is.
         schedule_prewarm(server, item.uri, None)
@@ -86,7 +101,7 @@ def register(server: CodeassistServer) -> None:
         uri = params.text_document.uri
         document = server.workspace.get_text_document(uri)
         # pygls already applied the edits in the negotiated encoding; the tree follows the text.
-        server.documents.update(document.path, document.source, document.version)
+        _tell_if_parse_timed_out(server, server.documents.update(document.path, document.source, document.version))
         if params.content_changes:
             position = _end_of_change(server, params.content_changes[-1])
             schedule_prewarm(server, uri, position, PREWARM_IDLE_SECONDS)

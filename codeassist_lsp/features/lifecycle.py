@@ -65,6 +65,7 @@ def register(server: CodeassistServer) -> None:
 
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
+        server.listen_for_unavailable()
         server.apply_settings(params.initialization_options)
         server.open_workspace(_workspace_root(params))
 

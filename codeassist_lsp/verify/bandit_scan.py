@@ -6,9 +6,11 @@ import ast
 import functools
 import io
 import logging
+import sys
 import textwrap
 import threading
 
+from codeassist_lsp.errors import ScannerUnavailable
 from codeassist_lsp.verify.model import Finding
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,15 @@ _SEVERITY = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
 _lock = threading.Lock()  # bandit's manager keeps per-run state
 
 
-class BanditUnavailable(RuntimeError):
-    """Bandit could not be imported or configured."""
+class BanditUnavailable(ScannerUnavailable):
+    """Bandit could not be imported, or it crashed; the message says which, the hint how to fix it."""
+
+    component = "bandit"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint=(
+            "Python suggestions and code actions are checked with the built-in rules only meanwhile. "
+            f"Reinstall bandit: `{sys.executable} -m pip install --force-reinstall bandit`."))
 
 
 @functools.cache
@@ -37,7 +46,7 @@ def _manager():  # type: ignore[no-untyped-def]
         from bandit.core import config as bandit_config
         from bandit.core import manager as bandit_manager
     except ImportError as error:
-        raise BanditUnavailable(f"bandit is not installed: {error}") from error
+        raise BanditUnavailable(f"bandit could not be imported ({error}).") from error
     conf = bandit_config.BanditConfig()
     return bandit_manager.BanditManager(conf, "file", quiet=True, profile={"exclude": list(SKIPPED_TESTS)})
 

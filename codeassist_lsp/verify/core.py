@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 from codeassist_lsp.context.languages import Language, language_for
+from codeassist_lsp.errors import report_unavailable
 from codeassist_lsp.verify import stats as _stats
 from codeassist_lsp.verify.bandit_scan import BanditUnavailable, scan_python_lines
 from codeassist_lsp.verify.model import Finding, SecurityPolicy, Verdict
@@ -108,11 +109,8 @@ def security_findings(
             before_hits, _ = scan_python_lines(before, b_first, b_first)
             found += _introduced(after_hits, before_hits)
             checks.append("bandit" if complete else "bandit-partial")
-        except BanditUnavailable as error:
-            log.warning("security not checked with bandit: %s", error)
-            failed.append("bandit")
-        except Exception as error:  # bandit plugin crash on odd code must not fail the request
-            log.warning("bandit failed: %s", error)
+        except Exception as error:  # missing, or a plugin crash on odd code: never fails the request
+            report_unavailable(_bandit_problem(error))
             failed.append("bandit")
     if mode == "full" and policy.use_semgrep and SEMGREP_LANGUAGE.get(language.name):
         try:
@@ -124,7 +122,7 @@ def security_findings(
                 found += _introduced(after_hits, before_hits)
             checks.append("semgrep")
         except SemgrepUnavailable as error:
-            log.warning("security not checked with semgrep-core: %s", error)
+            report_unavailable(error)
             failed.append("semgrep")
     return _dedupe(found), checks, failed
 
@@ -199,8 +197,8 @@ def scan_document(text: str, language: Language | str | None) -> list[Finding]:
     if SEMGREP_LANGUAGE.get(language.name):
         try:
             findings += run_semgrep_core(text, language.name)
-        except SemgrepUnavailable as error:
-            log.warning("semgrep-core unavailable, using the in-process pass: %s", error)
+        except SemgrepUnavailable as error:  # the in-process pass of the pack's regex rules instead
+            report_unavailable(error)
             findings += [f for f in scan_regex(language.name, text) if not _is_comment_line(text, f.start, language)]
     if language.name == "python":
         try:
@@ -208,5 +206,12 @@ def scan_document(text: str, language: Language | str | None) -> list[Finding]:
             hits, _ = scan_python_lines(text, 0, last)
             findings += hits
         except Exception as error:  # see security_findings
-            log.warning("bandit failed on document: %s", error)
+            report_unavailable(_bandit_problem(error))
     return _dedupe(findings)
+
+
+def _bandit_problem(error: Exception) -> BanditUnavailable:
+    """A bandit failure as the error the user is told about."""
+    if isinstance(error, BanditUnavailable):
+        return error
+    return BanditUnavailable(f"bandit crashed ({type(error).__name__}: {error}).")

@@ -8,9 +8,11 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+from codeassist_lsp.errors import ScannerUnavailable
 from codeassist_lsp.verify.model import Finding
 from codeassist_lsp.verify.rulepack import SEMGREP_LANGUAGE, SEVERITY_OF, pack_file
 
@@ -29,8 +31,21 @@ _EXTENSION = {
 _NICE = ("nice", "-n", "10") if shutil.which("nice") else ()
 
 
-class SemgrepUnavailable(RuntimeError):
-    """semgrep-core is missing or failed."""
+class SemgrepUnavailable(ScannerUnavailable):
+    """semgrep-core is missing or failed; the message says what happened, the hint how to fix it."""
+
+    component = "semgrep-core"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint=_semgrep_fix())
+
+
+def _semgrep_fix() -> str:
+    """What the user loses meanwhile and how to get semgrep-core back."""
+    override = os.environ.get("CODEASSIST_SEMGREP_CORE")
+    fix = (f"Point CODEASSIST_SEMGREP_CORE (now {override}) at a working semgrep-core, or unset it." if override
+           else f"Reinstall semgrep: `{sys.executable} -m pip install --force-reinstall semgrep`.")
+    return f"Code actions and security diagnostics are checked with the built-in rules only meanwhile. {fix}"
 
 
 @functools.cache
@@ -49,6 +64,18 @@ def semgrep_core_path() -> Path:
     return path
 
 
+def _how_it_ended(returncode: int) -> str:
+    """'exited 2' or 'was killed by SIGSEGV'."""
+    if returncode < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited {returncode}"
+
+
 def _char_offset(data: bytes, byte_offset: int) -> int:
     return len(data[:byte_offset].decode("utf-8", "replace"))
 
@@ -58,7 +85,7 @@ def run_semgrep_core(text: str, language: str, timeout: float = TIMEOUT_S) -> li
     target = SEMGREP_LANGUAGE.get(language)
     rules = pack_file(language)
     if target is None or rules is None:
-        raise SemgrepUnavailable(f"no semgrep rules for {language}")
+        return []  # the pack has nothing for this language: nothing to find, nothing failed
     binary = semgrep_core_path()
     data = text.encode("utf-8")
     with tempfile.NamedTemporaryFile("wb", suffix=_EXTENSION.get(target, ".txt"), delete=False) as handle:
@@ -70,13 +97,14 @@ def run_semgrep_core(text: str, language: str, timeout: float = TIMEOUT_S) -> li
             capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise SemgrepUnavailable(f"semgrep-core failed: {error}") from error
+        raise SemgrepUnavailable(f"semgrep-core could not run: {error}") from error
     finally:
         os.unlink(source)
     output = completed.stdout.decode("utf-8", "replace")
     start = output.find("{")  # semgrep-core prints progress dots before the JSON
     if start < 0:
-        raise SemgrepUnavailable(f"semgrep-core exited {completed.returncode}: {completed.stderr[-300:]!r}")
+        raise SemgrepUnavailable(f"semgrep-core {_how_it_ended(completed.returncode)} without a report "
+                                 f"({completed.stderr[-200:].decode('utf-8', 'replace').strip() or 'no output'}).")
     try:
         report = json.loads(output[start:])
     except json.JSONDecodeError as error:
