@@ -159,17 +159,22 @@ async def test_a_request_sent_while_the_model_loads_waits_for_it() -> None:
         assert report["stats"].get("unavailable", 0) == 0, report["stats"]
 
 
-async def test_position_past_the_line_end_means_the_line_end(client: LanguageClient) -> None:
+async def test_position_past_the_line_end_means_the_line_end() -> None:
     # LSP: "If the character value is greater than the line length it defaults back to the line length."
-    uri = "file:///tmp/codeassist-tests/past_end.py"
-    line = "    return [f for f in os.listdir(folder) if f."
-    text = f"import os\n\n\ndef python_files(folder):\n{line}"
-    open_document(client, uri, text)
-    answers = []
-    for character in (len(line), len(line) + 1, len(line) + 40):
-        position = types.Position(line=4, character=character)
-        result = await client.text_document_inline_completion_async(inline_params(uri, position))
-        assert result is not None and result.items, character
-        assert result.items[0].range.start == types.Position(line=4, character=len(line))
-        answers.append(result.items[0].insert_text)
+    from tests.lsp.helpers import running_server
+
+    # The same whole answer each time: no time budget or early guess, which depend on the machine's load.
+    settings = {"cache": {"enabled": False}, "completion": {"lineBudgetMs": 0, "guessBelow": 0}}
+    async with running_server(settings) as (client, _result):
+        uri = "file:///tmp/codeassist-tests/past_end.py"
+        line = "    return [f for f in os.listdir(folder) if f."
+        text = f"import os\n\n\ndef python_files(folder):\n{line}"
+        open_document(client, uri, text)
+        answers = []
+        for character in (len(line), len(line) + 1, len(line) + 40):
+            position = types.Position(line=4, character=character)
+            result = await client.text_document_inline_completion_async(inline_params(uri, position))
+            assert result is not None and result.items, character
+            assert result.items[0].range.start == types.Position(line=4, character=len(line))
+            answers.append(result.items[0].insert_text)
     assert answers[0].strip() and answers[1:] == answers[:1] * 2, answers
