@@ -159,6 +159,20 @@ class CacheSettings:
 
 
 @attrs.define
+class FeedbackSettings:
+    """Acceptance tracking: what happened to each shown suggestion, kept on this machine (no code text)."""
+
+    enabled: bool = True
+    """Infer and store each suggestion's outcome (accepted, typed, partial, rejected) with its features."""
+    directory: str | None = None
+    """Where the store (SQLite, 0600) lives; unset = <cache dir>/feedback."""
+    max_records: int = 20000
+    """Outcomes kept; the oldest are dropped beyond it."""
+    retention_days: int = 90
+    """Outcomes older than this are dropped (0 = no age limit)."""
+
+
+@attrs.define
 class Settings:
     """Everything the server can be told through initializationOptions or didChangeConfiguration."""
 
@@ -170,6 +184,7 @@ class Settings:
     speculation: SpeculationSettings = attrs.Factory(SpeculationSettings)
     draft: DraftSettings = attrs.Factory(DraftSettings)
     cache: CacheSettings = attrs.Factory(CacheSettings)
+    feedback: FeedbackSettings = attrs.Factory(FeedbackSettings)
     engine: str = "llama"
     """"llama" (in-process llama.cpp) or "fake" (deterministic, for protocol tests only)."""
 
@@ -182,7 +197,7 @@ def _camel(name: str) -> str:
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, SpeculationSettings,
-                DraftSettings, CacheSettings, Settings):
+                DraftSettings, CacheSettings, FeedbackSettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)

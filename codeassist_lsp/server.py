@@ -19,6 +19,7 @@ from codeassist_lsp.context.workspace import WorkspaceIndex
 from codeassist_lsp.engine.tiers import missing_code_model_hint, model_file_of
 from codeassist_lsp.errors import CodeassistError, ComponentUnavailable, InvalidSettings, listen_for_unavailable
 from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
+from codeassist_lsp.feedback import FeedbackRecorder, open_feedback
 from codeassist_lsp.protocol import CodeassistProtocol
 from codeassist_lsp.service import CompletionService
 from codeassist_lsp.verify import SecurityPolicy
@@ -37,6 +38,7 @@ class CodeassistServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.service: CompletionService | None = None
+        self.feedback: FeedbackRecorder | None = None
         self.documents = DocumentTrees()
         self.index: WorkspaceIndex | None = None
         self.assembler = ContextAssembler(None, self.documents)
@@ -97,7 +99,10 @@ class CodeassistServer(LanguageServer):
             settings = Settings()
         model_changed = ((settings.model, settings.actions.model, settings.engine)
                          != (self.settings.model, self.settings.actions.model, self.settings.engine))
+        feedback_changed = settings.feedback != self.settings.feedback
         self.settings = settings
+        if feedback_changed or (self.feedback is None and settings.feedback.enabled):
+            self.reopen_feedback()
         if self.service is None or model_changed:
             self.start_service()
         else:
@@ -114,7 +119,16 @@ class CodeassistServer(LanguageServer):
         if self.service is not None:
             self.service.close()
         self.service = CompletionService(self.settings, assembler=self.assembler, policy=self.security_policy())
+        self.service.feedback = self.feedback
         self._told = {key for key in self._told if not key.startswith("ModelNotAvailable")}
+
+    def reopen_feedback(self) -> None:
+        """Acceptance tracking as the settings say (open suggestions are decided first, as closed)."""
+        if self.feedback is not None:
+            self.feedback.close()
+        self.feedback = open_feedback(self.settings.feedback)
+        if self.service is not None:
+            self.service.feedback = self.feedback
 
     async def watch_model_load(self) -> None:
         """$/progress while the model loads, then one message if it failed."""

@@ -5,7 +5,9 @@ document + cursor -> gate -> context -> prompt tokens -> model worker -> shaped 
 
 from __future__ import annotations
 
+import array
 import asyncio
+import hashlib
 import logging
 import threading
 import time
@@ -31,6 +33,7 @@ from codeassist_lsp.engine.prompts import completion_prompt_text, tokenize_promp
 from codeassist_lsp.engine.tiers import make_completion_backend, make_quality_backend, probe_exactness
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
+from codeassist_lsp.feedback import FeedbackRecorder, SuggestionFeatures
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
 from codeassist_lsp.verify import reset_stats as reset_verification_stats
 
@@ -64,6 +67,8 @@ class Suggestion:
     """The shaped model text before verification cut or withheld it."""
     start: str = ""
     """Text the pipeline began the suggestion with (the model wrote the rest)."""
+    id: str = ""
+    """Names the suggestion for acceptance tracking (a typed-ahead answer keeps its suggestion's id)."""
 
 
 @attrs.define
@@ -130,6 +135,8 @@ class CompletionService:
         self._cache_lock = threading.Lock()
         self._shown: dict[str, ShownSuggestion] = {}
         self._counter: LineTokenCounter | None = None
+        # Set by the server; one-shot runs and benchmarks have no user whose outcomes could be tracked.
+        self.feedback: FeedbackRecorder | None = None
         # Import bandit and compile the rule pack now, not on the first keystroke.
         threading.Thread(target=_warm_up_verifier, name="codeassist-verify-warmup", daemon=True).start()
 
@@ -238,6 +245,8 @@ class CompletionService:
         self._pinned_snippets.pop(path, None)
         self._window_starts.pop(path, None)
         self._shown.pop(path, None)
+        if self.feedback is not None:
+            self.feedback.tracker.closed(path)
 
     def prepare(self, text: str, offset: int, *, path: str, language_id: str | None,
                 kind: str = "completion", refresh_context: bool = False,
@@ -245,6 +254,7 @@ class CompletionService:
         """Gate, assemble and tokenise; no model work. `offset` is a str index into text."""
         started = time.perf_counter()
         if kind == "completion":
+            self.cursor_at(path, text, offset)
             ahead = self._typed_ahead(text, offset, path)
             if ahead is not None:
                 ahead.prepare_ms = (time.perf_counter() - started) * 1000
@@ -506,5 +516,49 @@ class CompletionService:
         if suggestion.text:
             self._shown[prepared.path] = ShownSuggestion(document=prepared.document, offset=prepared.offset,
                                                          text=suggestion.text, mode=suggestion.mode)
+            if self.feedback is not None:
+                suggestion.id = self.feedback.tracker.shown(prepared.path, prepared.document, prepared.offset,
+                                                            suggestion.text, self._feedback_features(prepared, suggestion))
         else:
             self._shown.pop(prepared.path, None)
+
+    # -- acceptance tracking (issue 16; the logic lives in feedback/) ------------------------
+
+    def document_changed(self, path: str, text: str) -> None:
+        """The document's text after an edit: advances or decides the suggestion shown in it."""
+        if self.feedback is not None:
+            self.feedback.tracker.changed(path, text)
+
+    def cursor_at(self, path: str, text: str, offset: int) -> None:
+        """Where the client says the cursor is; away from a shown suggestion means it was left."""
+        if self.feedback is not None and path:
+            self.feedback.tracker.cursor_at(path, text, offset)
+
+    def suggestion_accepted(self, suggestion_id: str) -> bool:
+        """The client's explicit accept of a suggestion (the inline item's command)."""
+        return self.feedback is not None and self.feedback.tracker.accepted_explicitly(suggestion_id)
+
+    def _feedback_features(self, prepared: PreparedCompletion, suggestion: Suggestion) -> SuggestionFeatures:
+        """What the feedback store keeps about a suggestion: numbers and names, never its text."""
+        gate = prepared.gate
+        context = prepared.context
+        result = suggestion.result
+        logprobs = result.token_logprobs if result is not None else []
+        request = prepared.request
+        if request is not None and request.prompt_tokens:
+            prompt_hash = hashlib.blake2b(array.array("q", request.prompt_tokens).tobytes(), digest_size=8).hexdigest()
+        else:
+            prompt_hash = (prepared.cache_key or "")[:16]
+        backend = self.backend
+        return SuggestionFeatures(
+            language=context.language.name if context is not None and context.language is not None else "",
+            mode="new-line" if gate.insert_line else gate.mode,
+            context_kind="block-body" if gate.mode == "block" else "line-end" if prepared.line_before.strip()
+            else "empty-line",
+            snippets=len(context.snippets) if context is not None else 0,
+            model_id=backend.model_id if backend is not None else "",
+            source="typed-ahead" if prepared.typed_ahead is not None else "cache" if prepared.cached else "model",
+            mean_logprob=round(sum(logprobs) / len(logprobs), 4) if logprobs else None,
+            min_logprob=round(min(logprobs), 4) if logprobs else None,
+            generated_tokens=result.generated_tokens if result is not None else 0,
+            prompt_hash=prompt_hash)

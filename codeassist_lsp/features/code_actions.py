@@ -233,6 +233,8 @@ def register(server: CodeassistServer) -> None:
             # Editors ask for code actions when the cursor moves (VS Code's lightbulb): the only
             # word of where the user is before they type. Evaluate the prompt there while idle.
             schedule_prewarm(server, params.text_document.uri, params.range.start)
+            if server.service is not None:  # and the cursor leaving a shown suggestion is a rejection
+                server.service.cursor_at(document.path, document.source, start)
         diagnostics = params.context.diagnostics or []
         spans = [(_offset(document, d.range.start), _offset(document, d.range.end), d.message) for d in diagnostics]
         listed = list_actions(view, min(start, end), max(start, end), spans, only=params.context.only)

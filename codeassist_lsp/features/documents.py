@@ -102,6 +102,8 @@ def register(server: CodeassistServer) -> None:
         document = server.workspace.get_text_document(uri)
         # pygls already applied the edits in the negotiated encoding; the tree follows the text.
         _tell_if_parse_timed_out(server, server.documents.update(document.path, document.source, document.version))
+        if server.service is not None:
+            server.service.document_changed(document.path, document.source)
         if params.content_changes:
             position = _end_of_change(server, params.content_changes[-1])
             schedule_prewarm(server, uri, position, PREWARM_IDLE_SECONDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
@@ -12,6 +12,9 @@ from codeassist_lsp.features.suggest import suggest_at
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
+
+# Run by the client when the user accepts an inline item (VS Code, Neovim 0.12): an explicit acceptance signal.
+ACCEPTED_COMMAND = "codeassist.suggestionAccepted"
 
 
 def register(server: CodeassistServer) -> None:
@@ -27,4 +30,12 @@ def register(server: CodeassistServer) -> None:
         return types.InlineCompletionList(items=[types.InlineCompletionItem(
             insert_text=with_line_ending(suggestion.text, line_ending(document.source)),
             range=types.Range(start=position, end=position),
+            command=types.Command(title="codeassist: suggestion accepted", command=ACCEPTED_COMMAND,
+                                  arguments=[suggestion.id]) if suggestion.id else None,
         )])
+
+    @server.command(ACCEPTED_COMMAND)
+    def suggestion_accepted(*args: Any) -> bool:
+        # arguments: [suggestion id]; an unknown or already decided id changes nothing.
+        suggestion_id = args[0] if args and isinstance(args[0], str) else None
+        return bool(suggestion_id and server.service is not None and server.service.suggestion_accepted(suggestion_id))

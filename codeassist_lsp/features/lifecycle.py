@@ -37,6 +37,7 @@ def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str
         "stats": dict(server.stats),
         "verification": verification_stats(),
         "index": None if server.index is None else {"ready": server.index.ready, "root": str(server.index.root)},
+        "feedback": server.feedback.summary(recent) if server.feedback is not None else {"enabled": False},
         **({"recent_requests": list(server.recent_requests)} if recent else {}),
     }
 
@@ -94,6 +95,8 @@ def register(server: CodeassistServer) -> None:
         server.shutdown_requested = True
         if server.service is not None:
             server.service.close()
+        if server.feedback is not None:
+            server.feedback.close()  # open suggestions are decided (closed) and stored before exit
 
     @server.feature(types.EXIT)
     def exit_(*_args: Any) -> None:
