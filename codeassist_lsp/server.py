@@ -17,7 +17,9 @@ from codeassist_lsp.context.assembler import ContextAssembler
 from codeassist_lsp.context.documents import DocumentTrees
 from codeassist_lsp.context.workspace import WorkspaceIndex
 from codeassist_lsp.engine.tiers import missing_code_model_hint, model_file_of
-from codeassist_lsp.errors import CodeassistError, ComponentUnavailable, InvalidSettings, listen_for_unavailable
+from codeassist_lsp.errors import (
+    CodeassistError, ComponentUnavailable, InvalidSettings, StorageUnavailable, listen_for_unavailable,
+)
 from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
 from codeassist_lsp.feedback import FeedbackRecorder, open_feedback
 from codeassist_lsp.protocol import CodeassistProtocol
@@ -83,7 +85,9 @@ class CodeassistServer(LanguageServer):
         loop = asyncio.get_running_loop()
 
         def tell(error: ComponentUnavailable) -> None:
-            loop.call_soon_threadsafe(self.tell_once, "unavailable:" + error.component, error.for_user(),
+            # A full or read-only disk fails every store at once (cache, index, feedback): one message.
+            part = "storage" if isinstance(error, StorageUnavailable) else error.component
+            loop.call_soon_threadsafe(self.tell_once, "unavailable:" + part, error.for_user(),
                                       types.MessageType.Warning)
 
         listen_for_unavailable(tell)

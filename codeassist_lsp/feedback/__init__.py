@@ -57,7 +57,9 @@ class FeedbackRecorder:
 
 def _store_failed(error: BaseException) -> StorageUnavailable:
     failure = StorageUnavailable(f"The acceptance feedback store cannot be written ({error}).",
-                                 hint="Outcomes are counted in memory for this session only.")
+                                 hint="Outcomes are counted in memory for this session only. Free space on that "
+                                      "disk or make the folder writable, or set codeassist.feedback.directory "
+                                      "to another folder.")
     failure.component = "feedback"
     return failure
 

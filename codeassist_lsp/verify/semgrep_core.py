@@ -87,6 +87,8 @@ def run_semgrep_core(text: str, language: str, timeout: float = TIMEOUT_S) -> li
     if target is None or rules is None:
         return []  # the pack has nothing for this language: nothing to find, nothing failed
     binary = semgrep_core_path()
+    if not os.access(binary, os.X_OK):  # else `nice` would report it, as its own exit 127
+        raise SemgrepUnavailable(f"semgrep-core not found at {binary} (or not executable).")
     data = text.encode("utf-8")
     with tempfile.NamedTemporaryFile("wb", suffix=_EXTENSION.get(target, ".txt"), delete=False) as handle:
         handle.write(data)
