@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 PREFIX_SHARE = 0.7
 # Below this many characters per budget token, a text is counted whole before cutting it.
 _WHOLE_COUNT_CHARS_PER_TOKEN = 8
+# No token of a code model's vocabulary is longer than this (runs of spaces are the longest): a
+# line longer than this many characters per budget token cannot fit, so a minified megabyte line
+# is cut without being counted (tokenising it took seconds).
+_MAX_TOKEN_CHARS = 64
 
 
 @attrs.frozen
@@ -59,10 +63,14 @@ def _take_lines_backward(text: str, budget: int, count_tokens: TokenCounter) -> 
         return text
     cursor_line_start = text.rfind("\n") + 1
     kept = text[cursor_line_start:]
+    if len(kept) > _MAX_TOKEN_CHARS * budget:
+        return kept[-_WHOLE_COUNT_CHARS_PER_TOKEN * budget:]  # a minified line's tail, about the budget's worth
     used = count_tokens(kept)
     end = cursor_line_start
     while end > 0:
         start = text.rfind("\n", 0, end - 1) + 1
+        if end - start > _MAX_TOKEN_CHARS * (budget - used):
+            break
         cost = count_tokens(text[start:end])
         if used + cost > budget:
             break
@@ -80,6 +88,8 @@ def _take_lines_forward(text: str, budget: int, count_tokens: TokenCounter) -> s
     while end < len(text):
         next_end = text.find("\n", end)
         next_end = len(text) if next_end < 0 else next_end + 1
+        if next_end - end > _MAX_TOKEN_CHARS * (budget - used):
+            break
         cost = count_tokens(text[end:next_end])
         if used + cost > budget:
             break

@@ -14,6 +14,7 @@ from codeassist_lsp.context.documents import Document
 from codeassist_lsp.context.languages import PARSE_TIMEOUT_MICROS
 from codeassist_lsp.errors import CodeassistError
 from codeassist_lsp.features import offset_in, open_document
+from codeassist_lsp.service import MAX_LINE_CHARS
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -35,12 +36,20 @@ def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None
     try:
         text = document.source
         offset = len(text) if position is None else offset_in(document, position)
+        if not _completable_line(text, offset):
+            return  # the service never suggests there, and the prompt of a megabyte line costs seconds
         future = service.prewarm(text, offset, path=document.path, language_id=document.language_id,
                                  version=document.version)
         if future is not None:
             future.add_done_callback(lambda f: f.cancelled() or f.exception())  # superseded is fine
     except CodeassistError as error:
         log.debug("prewarm skipped: %s", error.message)
+
+
+def _completable_line(text: str, offset: int) -> bool:
+    """Whether the service may suggest at offset: it refuses minified and binary lines."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return offset - line_start <= MAX_LINE_CHARS and "\x00" not in text[line_start:offset]
 
 
 def schedule_prewarm(server: CodeassistServer, uri: str, position: types.Position | None,

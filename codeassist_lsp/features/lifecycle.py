@@ -11,6 +11,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from codeassist_lsp.config import settings_to_wire
+from codeassist_lsp.protocol import use_fast_positions
 from codeassist_lsp.verify import stats as verification_stats
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def register(server: CodeassistServer) -> None:
 
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
+        use_fast_positions(server.workspace)
         server.listen_for_unavailable()
         server.apply_settings(params.initialization_options)
         server.open_workspace(_workspace_root(params))
