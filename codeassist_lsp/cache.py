@@ -218,6 +218,7 @@ class CompletionCache:
             try:
                 tiers.append(DiskTier(directory, settings.disk_size_mb * 1024 * 1024))
             except CacheUnavailable as error:
+                log.warning("completion disk cache disabled: %s is not usable (%s)", directory, error)
                 report_unavailable(disk_cache_problem(directory, error))
         return cls(tiers)
 
