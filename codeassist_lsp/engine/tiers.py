@@ -21,6 +21,7 @@ import attrs
 
 from codeassist_lsp.config import ModelSettings, Settings, effective_threads
 from codeassist_lsp.engine.base import CancelFlag, DecodeBackend
+from codeassist_lsp.errors import ModelNotAvailable
 from codeassist_lsp.engine.models import (
     ModelSpec, cache_dir, default_model_name, install_hint, installed_model_path, registry, resolve_model_path,
 )
@@ -198,6 +199,14 @@ def make_completion_backend(settings: Settings) -> DecodeBackend:
 
 def make_quality_backend(settings: Settings, completion: DecodeBackend | None) -> DecodeBackend | None:
     """Load the quality tier's model; the completion backend itself when both tiers name one model."""
+    try:
+        return _load_quality_backend(settings, completion)
+    except ModelNotAvailable as error:  # its hint must name the quality tier's setting, not the completion tier's
+        raise ModelNotAvailable(error.message, hint=error.hint.replace(
+            "codeassist.model.path", "codeassist.actions.model.path")) from error
+
+
+def _load_quality_backend(settings: Settings, completion: DecodeBackend | None) -> DecodeBackend | None:
     if settings.engine == "fake":
         return None
     chosen = quality_model(settings)

@@ -289,6 +289,24 @@ def test_a_damaged_model_path_is_told_once(session_factory: Callable[..., Sessio
 
 
 @needs_fast_model
+def test_a_damaged_code_model_falls_back_to_the_fast_one(session_factory: Callable[..., Session],
+                                                         tmp_path: Path) -> None:
+    broken = tmp_path / "coder.gguf"
+    _truncated(FAST, broken)
+    session = session_factory({"model": {"path": str(FAST)}, "actions": {"model": {"path": str(broken)},
+                                                                          "bestOfN": 1, "maxTokens": 48}})
+    report = session.wait_loaded()
+    assert report["model"]["state"] == "ready" and report["qualityModel"]["state"] == "fallback", report
+    session.open()
+    assert session.suggestions()
+    assert session.resolve_docstring().get("edit")  # on the fast model
+    message = exactly_one(session.messages())
+    assert "coder.gguf" in message and "codeassist.actions.model.path" in message, message
+    assert "use the completion model meanwhile" in message, message
+    session.finish()
+
+
+@needs_fast_model
 @pytest.mark.parametrize("how", ["in-place", "renamed-over"])
 def test_a_model_file_replaced_while_loaded(session_factory: Callable[..., Session], tmp_path: Path,
                                             how: str) -> None:
