@@ -115,9 +115,9 @@ STORM_FILES = [
     (REPO / "editors" / "neovim" / "lsp" / "codeassist.lua", "lua", 0.3),
 ]
 # How much of a file is cut out at the cursor and typed back, key by key.
+HOLE_CHARS = 400
 # The share of keys after which the user pauses (0.1-0.5 s) before typing on.
 PAUSE_SHARE = 0.08
-HOLE_CHARS = 400
 
 
 @dataclass
@@ -548,6 +548,17 @@ PATHOLOGICAL_CASES = [
     PathologicalCase("binary opened as text", "python", "libllama.py", _binary_as_text),
     PathologicalCase("Lua parse past its time limit", "lua", "blowup.lua", _parse_timeout_lua),
 ]
+
+
+def _ordinary_file() -> tuple[str, int]:
+    """The standard library's textwrap, the cursor at the end of a line midway: what a normal file costs."""
+    text = (STDLIB / "textwrap.py").read_text(encoding="utf-8")
+    return text, text.index("\n", len(text) // 2)
+
+
+# Not pathological: the benchmark's yardstick (the first request in a freshly opened file evaluates
+# its whole prompt on the model, pathological or not).
+ORDINARY_CASE = PathologicalCase("ordinary file (yardstick)", "python", "textwrap.py", _ordinary_file)
 # What each pathological case asks, with the cursor where the case puts it.
 PATHOLOGICAL_REQUESTS = ("textDocument/inlineCompletion", "textDocument/completion", "textDocument/hover",
                          "textDocument/codeAction", "textDocument/inlineCompletion (after a key)")
