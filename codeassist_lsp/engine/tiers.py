@@ -171,10 +171,14 @@ def load_backend(path: Path, spec: ModelSpec | None, settings: Settings, model: 
     """A llama.cpp backend for one tier's model settings."""
     from codeassist_lsp.engine.llama import LlamaBackend
 
-    loaded_from = ModelFile.of(path)
+    try:
+        loaded_from: ModelFile | None = ModelFile.of(path)
+    except OSError:  # gone already: LlamaBackend says so in the user's terms
+        loaded_from = None
     backend = LlamaBackend(path, model, prompt_format=spec.prompt_format if spec else "auto",
                            stop=spec.stop if spec else (), speculation=settings.speculation)
-    _MODEL_FILES[backend] = loaded_from
+    if loaded_from is not None:
+        _MODEL_FILES[backend] = loaded_from
     return backend
 
 
