@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from codeassist_lsp.context.documents import Document
+from codeassist_lsp.context.documents import MAX_PARSE_CHARS, Document
 from codeassist_lsp.context.languages import PARSE_TIMEOUT_MICROS
 from codeassist_lsp.errors import CodeassistError
 from codeassist_lsp.features import offset_in, open_document
@@ -87,6 +87,17 @@ def _tell_if_parse_timed_out(server: CodeassistServer, document: Document | None
         "files; nothing to fix, and other files are not affected."), types.MessageType.Info)
 
 
+def _tell_if_too_big_to_parse(server: CodeassistServer, document: Document | None) -> None:
+    """Once per session: a document over the size that is parsed at all."""
+    if document is None or document.language is None or len(document.text) <= MAX_PARSE_CHARS:
+        return
+    name = os.path.basename(document.uri) or document.uri
+    server.tell_once("too-big-to-parse", (
+        f"{name} has {len(document.text):,} characters, over the {MAX_PARSE_CHARS:,} that are parsed, so suggestions "
+        "in it are made and checked without its syntax tree (no block suggestions, no syntax check). Expected for "
+        "huge or generated files; nothing to fix, and other files are not affected."), types.MessageType.Info)
+
+
 def _scan(server: CodeassistServer, uri: str) -> None:
     if server.settings.security.diagnostics and server.diagnostics is not None:
         server.diagnostics.schedule(uri)
@@ -100,6 +111,7 @@ def register(server: CodeassistServer) -> None:
         item = params.text_document
         document = server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
         _tell_if_parse_timed_out(server, document)
+        _tell_if_too_big_to_parse(server, document)
         # After the usual idle delay, not at once: a cursor hint that follows the open (a codeAction
         # request) replaces this guess at the end of the document with where the user really is.
         schedule_prewarm(server, item.uri, None)

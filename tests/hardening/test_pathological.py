@@ -37,6 +37,10 @@ def test_pathological_documents_are_answered_and_survived(tmp_path: Path) -> Non
                 assert not request["internal_error"], (case.name, name, request)
             assert outcome["alive"], case.name
             assert outcome["rss_mb"] <= RSS_LIMIT_MB, outcome
+        # Documents too big to parse are served without a tree, and the user is told once why.
+        told = [n["params"]["message"] for n in server.notifications
+                if n["method"] == "window/showMessage" and "that are parsed" in n["params"]["message"]]
+        assert len(told) == 1 and "bundle.min.js" in told[0], told
         assert server.shutdown_and_exit() == 0
         assert server.violations == []
     finally:
