@@ -408,37 +408,50 @@ def test_whole_cache_dir_unusable_is_one_message(session_factory: Callable[..., 
     session.finish()
 
 
-def _tmpfs_wrapper(mount_point: Path) -> list[str] | None:
-    """The server command inside its own mount namespace with a full tmpfs at mount_point, or None
-    where this machine allows no such namespace."""
+def _tmpfs_wrapper(mount_point: Path, size_kib: int, fill: bool) -> list[str] | None:
+    """The server command inside its own mount namespace with a small tmpfs at mount_point (filled up
+    before the server starts, or not), or None where this machine allows no such namespace."""
     probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {mount_point}"],
                            capture_output=True, check=False) if shutil.which("unshare") else None
     if probe is None or probe.returncode != 0:
         return None
-    fill = ('mount -t tmpfs -o size=64k tmpfs "$0" && mkdir -p "$0/cache" && '
-            '(dd if=/dev/zero of="$0/fill" bs=1k 2>/dev/null; true) && exec "$@"')
-    return ["unshare", "-rm", "sh", "-c", fill, str(mount_point), *SERVER_COMMAND]
+    script = f'mount -t tmpfs -o size={size_kib}k tmpfs "$0" && mkdir -p "$0/cache" && '
+    if fill:
+        script += '(dd if=/dev/zero of="$0/fill" bs=1k 2>/dev/null; true) && '
+    return ["unshare", "-rm", "sh", "-c", script + 'exec "$@"', str(mount_point), *SERVER_COMMAND]
 
 
 @needs_fast_model
-def test_disk_full(session_factory: Callable[..., Session], tmp_path: Path) -> None:
-    # A real full disk: a 64 KiB tmpfs filled up before the server starts, mounted in a private mount
-    # namespace (unshare), so the test needs no root and leaves no mount behind.
+@pytest.mark.parametrize("when", ["full-at-start", "fills-while-indexing"])
+def test_disk_full(session_factory: Callable[..., Session], tmp_path: Path, when: str) -> None:
+    # A real full disk: a small tmpfs, mounted in a private mount namespace (unshare), so the test needs
+    # no root and leaves no mount behind. Either full before the server starts, or 256 KiB that the
+    # workspace index of 300 files fills while it is being built.
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
-    command = _tmpfs_wrapper(mount_point)
+    filling = when == "fills-while-indexing"
+    command = _tmpfs_wrapper(mount_point, 256 if filling else 64, fill=not filling)
     if command is None:
         pytest.skip("no private mount namespace (unshare -rm) here to mount a small tmpfs in")
+    if filling:
+        package = tmp_path / "project" / "generated"
+        package.mkdir(parents=True)
+        for number in range(300):
+            (package / f"module_{number}.py").write_text("".join(
+                f"def function_{number}_{k}(value, *, scale={k}):\n    return value * scale\n\n\n"
+                for k in range(12)))
     session = session_factory(ON_THE_FAST_MODEL, env={"CODEASSIST_CACHE_DIR": str(mount_point / "cache")},
                               command=command)
     assert session.wait_loaded()["model"]["state"] == "ready"
     session.open()
     first = session.suggestions()
     assert first and session.suggestions()
-    wait_until(lambda: session.status()["index"]["ready"], 60, "the index, in memory", session)
+    wait_until(lambda: session.status()["index"]["ready"], 120, "the index, in memory", session)
     message = exactly_one(session.messages())  # the feedback store, the cache and the index: one disk
     assert "disk is full" in message or "No space left" in message, message
     assert "Free space on that disk" in message, message
+    if filling:
+        assert "workspace index" in message, message  # the first store to hit the full disk
     session.finish()
 
 
