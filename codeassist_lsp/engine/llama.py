@@ -132,8 +132,8 @@ def _model_params(lib, settings: ModelSettings):  # type: ignore[no-untyped-def]
     # Weights are read into memory, not mapped: a model file rewritten or truncated in place while
     # loaded (a copy over it) would otherwise kill the server with SIGBUS on its next decode
     # (tests/hardening/test_faults.py). Cost, measured on a busy 2-core machine: the same resident
-    # size; loading copies the weights (from the page cache: Gemma 3 ~1.5 s vs ~1.1 s mapped, the
-    # code model 1.5-4 s vs ~0.6 s; the code model loads when the model thread is first idle).
+    # size; loading copies the weights (from the page cache, median load: Gemma 3 1.30 s vs 1.07 s
+    # mapped, the code model 1.71 s vs 0.61 s, on the model thread when it is first idle).
     params.load_mode = lib.LLAMA_LOAD_MODE_NONE
     if params.n_gpu_layers == 0:
         # Weights repacked for the CPU's matrix kernels are multiplied in another order for a
