@@ -166,9 +166,9 @@ class CodeassistServer(LanguageServer):
             for file in files:
                 if file.changed():
                     self.tell_once("model-file-changed:" + str(file.path),
-                                   f"The model file {file.path} changed on disk after it was loaded; codeassist "
-                                   "goes on with the copy in memory. Restart the language server to load the new "
-                                   "file.", types.MessageType.Warning)
+                                   f"The model file {file.path} was replaced or removed after it was loaded; "
+                                   "codeassist goes on with the copy in memory. Restart the language server to load "
+                                   "the file again.", types.MessageType.Warning)
 
     def report_quality_tier(self, service: CompletionService) -> None:
         """Tell the user once when actions and hover run without the code model, and why."""

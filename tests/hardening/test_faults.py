@@ -307,7 +307,7 @@ def test_a_damaged_code_model_falls_back_to_the_fast_one(session_factory: Callab
 
 
 @needs_fast_model
-@pytest.mark.parametrize("how", ["in-place", "renamed-over"])
+@pytest.mark.parametrize("how", ["in-place", "renamed-over", "deleted"])
 def test_a_model_file_replaced_while_loaded(session_factory: Callable[..., Session], tmp_path: Path,
                                             how: str) -> None:
     model = tmp_path / "model.gguf"
@@ -322,11 +322,13 @@ def test_a_model_file_replaced_while_loaded(session_factory: Callable[..., Sessi
         # A copy over the file, cut short: a mapped model would die of SIGBUS on its next decode.
         with open(model, "r+b") as handle:
             handle.truncate(4096)
+    elif how == "deleted":
+        model.unlink()
     else:
         replacement = tmp_path / "model.gguf.new"
         replacement.write_bytes(b"GGUF" + os.urandom(1 << 20))
         os.replace(replacement, model)
-    message = session.wait_told("model.gguf", "changed on disk")
+    message = session.wait_told("model.gguf", "after it was loaded")
     assert "Restart" in message
     other = "file:///tmp/codeassist-faults/other.py"
     session.open("def multiply(a, b):\n    return ", other)
