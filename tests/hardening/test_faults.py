@@ -111,6 +111,13 @@ class Session:
         assert "result" in resolved, resolved
         return resolved["result"]
 
+    def hover(self, line: int = 3, character: int = 6) -> Any:
+        """The hover's result on a function name (a model's or a structural explanation)."""
+        response = self.server.request("textDocument/hover", {
+            "textDocument": {"uri": self.uri}, "position": {"line": line, "character": character}}, timeout=90)
+        assert "result" in response, response
+        return response["result"]
+
     def diagnostics(self, timeout: float = 60) -> list[dict[str, Any]]:
         """The first security diagnostics published for the user's file."""
         found: list[dict[str, Any]] = []
@@ -522,6 +529,7 @@ def test_bandit_missing_or_crashing(session_factory: Callable[..., Session], tmp
     assert flags_os_system(session.diagnostics())
     assert session.suggestions()
     assert session.resolve_docstring().get("edit")
+    assert session.hover()
     message = exactly_one(session.messages())
     assert "bandit" in message and "pip install --force-reinstall bandit" in message, message
     assert ("blew up" in message) == crash
@@ -553,6 +561,7 @@ def test_semgrep_core_missing_or_crashing(session_factory: Callable[..., Session
     assert flags_os_system(session.diagnostics())
     assert session.suggestions()  # inline completion never used semgrep-core
     assert session.resolve_docstring().get("edit")
+    assert session.hover()
     message = exactly_one(session.messages())
     assert "semgrep-core" in message and "CODEASSIST_SEMGREP_CORE" in message, message
     assert {"missing": "not found", "exits-2": "exited 2", "segfaults": "SIGSEGV"}[fault] in message
