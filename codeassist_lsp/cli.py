@@ -241,6 +241,31 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    from codeassist_lsp.feedback import FeedbackRecorder
+    from codeassist_lsp.feedback.stats import render_text, report, write_html
+    from codeassist_lsp.feedback.store import FILE_NAME, FeedbackStore, default_directory
+
+    directory = Path(args.directory) if args.directory else default_directory()
+    if not (directory / FILE_NAME).is_file():
+        print(f"codeassist: no feedback recorded yet in {directory} (the language server records it as you "
+              "accept or reject suggestions; feedback.enabled turns it on)", file=sys.stderr)
+        return 1
+    store = FeedbackStore(directory, max_records=0, retention_days=0)  # read as it is, prune nothing
+    recorder = FeedbackRecorder(None)
+    recorder.store = store
+    model = recorder.refit() or recorder.model  # the model gating would use now
+    stats = report(store.rows(), model)
+    store.close()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(render_text(stats))
+    page = write_html(stats, Path(args.html) if args.html else directory / "stats.html")
+    print(f"-- picture: {page}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """`codeassist`: one-shot completion, model management, and the server."""
     parser = argparse.ArgumentParser(prog="codeassist", description="local-first AI code assistant")
@@ -277,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     install.add_argument("name")
     install.add_argument("--force", action="store_true", help="reinstall even if present")
     models.set_defaults(run=_models, verbose=0)
+
+    stats = commands.add_parser("stats", help="acceptance of suggestions by language, mode and confidence")
+    stats.add_argument("--directory", help="the feedback store's folder (default: <cache dir>/feedback)")
+    stats.add_argument("--html", help="where to write the page with the charts (default: <folder>/stats.html)")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(run=_stats, verbose=0)
 
     serve = commands.add_parser("serve", help="run the language server")
     _add_server_args(serve)

@@ -60,6 +60,10 @@ class CompletionSettings:
     """Evaluate the document prefix on open and when typing pauses."""
     disabled_languages: list[str] = attrs.Factory(list)
     """LSP languageIds where no suggestions are made."""
+    acceptance_threshold: float = 0.0
+    """Show a suggestion only when its estimated chance of being accepted whole (a logistic model of its
+    confidence, length and kind, fitted offline and refitted on your own outcomes) is at least this;
+    0 = show all."""
 
 
 @attrs.define

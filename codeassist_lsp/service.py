@@ -34,6 +34,7 @@ from codeassist_lsp.engine.tiers import make_completion_backend, make_quality_ba
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
 from codeassist_lsp.feedback import FeedbackRecorder, SuggestionFeatures
+from codeassist_lsp.feedback.gating import shipped_prior
 from codeassist_lsp.verify import SecurityPolicy, Verdict, verify_suggestion
 from codeassist_lsp.verify import reset_stats as reset_verification_stats
 
@@ -374,6 +375,8 @@ class CompletionService:
         suggestion = Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
                                 timings=timings, context=prepared.context, verdict=verdict, raw_text=raw,
                                 start=prepared.start)
+        if text and self._below_acceptance_threshold(prepared, suggestion):
+            suggestion.text = ""
         self._remember_shown(prepared, suggestion)
         return suggestion
 
@@ -538,14 +541,32 @@ class CompletionService:
         """The client's explicit accept of a suggestion (the inline item's command)."""
         return self.feedback is not None and self.feedback.tracker.accepted_explicitly(suggestion_id)
 
-    def _feedback_features(self, prepared: PreparedCompletion, suggestion: Suggestion) -> SuggestionFeatures:
+    def _below_acceptance_threshold(self, prepared: PreparedCompletion, suggestion: Suggestion) -> bool:
+        """Whether gating withholds the suggestion: P(accept) under `completion.acceptanceThreshold`."""
+        threshold = self.settings.completion.acceptance_threshold
+        # Only model answers carry the confidence the gate reads (a cache hit has no log-probabilities).
+        if threshold <= 0 or suggestion.result is None or not suggestion.result.token_logprobs:
+            return False
+        model = self.feedback.model if self.feedback is not None else shipped_prior()
+        if model is None:
+            return False
+        chance = model.probability(self._feedback_features(prepared, suggestion, hashed=False), len(suggestion.text))
+        suggestion.timings["p_accept"] = round(chance, 3)
+        if chance < threshold and self.feedback is not None:
+            self.feedback.withheld += 1
+        return chance < threshold
+
+    def _feedback_features(self, prepared: PreparedCompletion, suggestion: Suggestion,
+                           hashed: bool = True) -> SuggestionFeatures:
         """What the feedback store keeps about a suggestion: numbers and names, never its text."""
         gate = prepared.gate
         context = prepared.context
         result = suggestion.result
         logprobs = result.token_logprobs if result is not None else []
         request = prepared.request
-        if request is not None and request.prompt_tokens:
+        if not hashed:
+            prompt_hash = ""
+        elif request is not None and request.prompt_tokens:
             prompt_hash = hashlib.blake2b(array.array("q", request.prompt_tokens).tobytes(), digest_size=8).hexdigest()
         else:
             prompt_hash = (prepared.cache_key or "")[:16]
@@ -561,4 +582,5 @@ class CompletionService:
             mean_logprob=round(sum(logprobs) / len(logprobs), 4) if logprobs else None,
             min_logprob=round(min(logprobs), 4) if logprobs else None,
             generated_tokens=result.generated_tokens if result is not None else 0,
+            finish_reason=result.finish_reason if result is not None else "",
             prompt_hash=prompt_hash)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,10 @@ import pytest
 from codeassist_lsp.config import ModelSettings
 from codeassist_lsp.engine.models import default_model_name, resolve_model_path
 from codeassist_lsp.errors import ModelNotAvailable
+
+# Suggestions made by tests are no user's outcomes: every server the suite starts (they inherit the
+# environment) keeps its acceptance feedback in a throwaway folder, not in the user's cache dir.
+os.environ.setdefault("CODEASSIST_FEEDBACK_DIR", tempfile.mkdtemp(prefix="codeassist-feedback-tests-"))
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,8 @@ class SuggestionFeatures:
     mean_logprob: float | None = None
     min_logprob: float | None = None
     generated_tokens: int = 0
+    finish_reason: str = ""
+    """Why generation stopped where it was shown: stop, eog, length, or budget (cut at a guess or the time budget)."""
     prompt_hash: str = ""
 
 
@@ -177,6 +179,18 @@ class OutcomeTracker:
         if tracked is None:
             return
         inserted = tracked.inserted(document)
+        if inserted is not None and tracked.text and len(inserted) > len(tracked.text) \
+                and inserted.startswith(tracked.text):
+            # The whole suggestion and more in one notification (editors batch their changes): it was
+            # taken, and the user went on (so no undo window).
+            rest = tracked.text[tracked.progress:]
+            if _is_accept_action(rest):
+                tracked.accept_actions += 1
+            else:
+                tracked.typed_chars += len(rest)
+            tracked.progress = len(tracked.text)
+            self._decide(tracked, None)
+            return
         if inserted is None or not tracked.text.startswith(inserted):
             self._decide(tracked, "diverged")
             return

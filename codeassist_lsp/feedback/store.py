@@ -24,16 +24,17 @@ _COLUMNS = (
     "id TEXT PRIMARY KEY", "outcome TEXT NOT NULL", "reason TEXT NOT NULL", "shown_at REAL NOT NULL",
     "decided_after_s REAL NOT NULL", "shown_chars INTEGER NOT NULL", "accepted_chars INTEGER NOT NULL",
     "language TEXT", "mode TEXT", "context_kind TEXT", "snippets INTEGER", "model_id TEXT", "source TEXT",
-    "mean_logprob REAL", "min_logprob REAL", "generated_tokens INTEGER", "prompt_hash TEXT",
+    "mean_logprob REAL", "min_logprob REAL", "generated_tokens INTEGER", "finish_reason TEXT", "prompt_hash TEXT",
 )
 FEATURE_FIELDS = tuple(field.name for field in attrs.fields(SuggestionFeatures))
 
 
 def default_directory() -> Path:
-    """<cache dir>/feedback (the cache dir is $CODEASSIST_CACHE_DIR or ~/.cache/codeassist)."""
+    """$CODEASSIST_FEEDBACK_DIR, else <cache dir>/feedback (the cache dir: $CODEASSIST_CACHE_DIR or ~/.cache/codeassist)."""
     from codeassist_lsp.engine.models import cache_dir
 
-    return cache_dir() / "feedback"
+    # The test suite points this elsewhere: its suggestions are not a user's outcomes.
+    return Path(os.environ.get("CODEASSIST_FEEDBACK_DIR") or cache_dir() / "feedback")
 
 
 class FeedbackStore:
@@ -55,6 +56,11 @@ class FeedbackStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # losing the last outcomes in a power cut is fine
         self._db.execute(f"CREATE TABLE IF NOT EXISTS outcomes ({', '.join(_COLUMNS)})")
+        # A store written by an older version lacks the newer feature columns: add them (empty).
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
+        for column in _COLUMNS:
+            if column.split()[0] not in present:
+                self._db.execute(f"ALTER TABLE outcomes ADD COLUMN {column}")
         self._since_prune = 0
         self.prune()
 

@@ -112,6 +112,21 @@ local function hover()
   code_action()
 end
 
+-- What the server inferred from the edits alone (Neovim sends no acceptance signal for menu items):
+-- polled until the accept's undo window has passed and the outcome is decided.
+local function feedback()
+  step('feedback')
+  poll('acceptance outcome (codeassist.status)', 30000, function()
+    local response = client:request_sync('workspace/executeCommand',
+      { command = 'codeassist.status', arguments = { { recent = true } } }, 5000, buf)
+    local report = response and response.result and response.result.feedback
+    return report and report.recent and #report.recent > 0 and report
+  end, function(report)
+    out.feedback = report
+    hover()
+  end)
+end
+
 local function complete(attempt)
   step('omnifunc attempt ' .. attempt)
   -- Cursor at the end of `    return ` (the file keeps the trailing space), then the omnifunc popup.
@@ -129,7 +144,7 @@ local function complete(attempt)
     feed('<C-y><Esc>')
     poll('back in normal mode', 5000, function() return vim.fn.mode() == 'n' end, function()
       out.after = vim.api.nvim_buf_get_lines(buf, 1, 2, false)[1]
-      hover()
+      feedback()
     end)
   end)
 end

@@ -75,6 +75,17 @@ def test_model_completion_accepted_through_omnifunc(nvim_run: dict[str, Any]) ->
     assert after[len(SAMPLE_LINE):].startswith(nvim_run["items"][0].strip()), (nvim_run["items"], after)
 
 
+def test_taking_the_menu_item_is_recorded_as_taken(nvim_run: dict[str, Any]) -> None:
+    # Inferred from Neovim's edits alone (it batches them: the item and any key after it may come as
+    # one change). A one-character item cannot be told from typing it, so "typed" is right for it too.
+    _check(nvim_run, "after", "feedback")
+    outcomes = nvim_run["feedback"]["recent"]
+    assert len({o["id"] for o in outcomes}) == len(outcomes)  # one outcome per suggestion
+    item = nvim_run["items"][0]
+    expected = "accepted" if len(item) >= 2 and item.strip() else "typed"
+    assert [o for o in outcomes if o["outcome"] == expected and o["acceptedChars"] == len(item)], outcomes
+
+
 def test_hover_explains(nvim_run: dict[str, Any]) -> None:
     _check(nvim_run, "capabilities")
     assert nvim_run["capabilities"]["hover"], "the server does not advertise hoverProvider"

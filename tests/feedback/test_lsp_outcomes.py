@@ -208,3 +208,16 @@ async def test_the_store_holds_one_row_per_decided_suggestion_and_no_code(client
     assert any(row["mean_logprob"] is not None for row in rows)
     stored = b"".join(path.read_bytes() for path in directory.iterdir() if path.is_file())
     assert b"config_path" not in stored and b"os.path" not in stored
+
+
+async def test_the_acceptance_threshold_withholds_suggestions(client: LanguageClient) -> None:
+    def threshold(value: float) -> None:
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"codeassist": {
+            "cache": {"disk": False}, "feedback": {"directory": str(FEEDBACK_DIR["path"])},
+            "completion": {"acceptanceThreshold": value}}}))
+
+    threshold(1.0)  # no suggestion is that sure: nothing is shown
+    assert await Editor(client, "gated", SOURCE.replace("config_path", "settings_path")).ghost_text() is None
+    assert (await status(client))["feedback"]["withheldByGating"] >= 1
+    threshold(0.0)  # show all
+    assert await Editor(client, "ungated", SOURCE.replace("config_path", "rc_path")).ghost_text() is not None

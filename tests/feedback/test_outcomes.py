@@ -168,3 +168,16 @@ def test_every_suggestion_gets_exactly_one_outcome(tracker: OutcomeTracker, deci
     tracker.close()
     tracker.close()
     assert sorted(o.id for o in decided) == sorted(ids)
+
+
+def test_accept_and_go_on_in_one_notification(tracker: OutcomeTracker, decided: list[Outcome]) -> None:
+    # Neovim debounces didChange: the accept and the next keys arrive as one change.
+    sid = show(tracker)
+    tracker.changed("a.py", with_inserted(SUGGESTION + ")"))
+    assert [(o.id, o.outcome, o.accepted_chars) for o in decided] == [(sid, "accepted", len(SUGGESTION))]
+
+
+def test_typing_a_one_character_suggestion_and_going_on(tracker: OutcomeTracker, decided: list[Outcome]) -> None:
+    show(tracker, "1")
+    tracker.changed("a.py", with_inserted("1)"))
+    assert [(o.outcome, o.accepted_chars) for o in decided] == [("typed", 1)]

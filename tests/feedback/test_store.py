@@ -69,3 +69,17 @@ def test_an_unwritable_folder_keeps_outcomes_in_memory(tmp_path: Path) -> None:
     recorder.tracker.shown("f.py", "x", 1, " = 1", SuggestionFeatures())
     recorder.close()
     assert recorder.summary()["outcomes"] == {"rejected": 1}
+
+
+def test_a_store_of_an_older_version_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "feedback.sqlite3")
+    old.execute("CREATE TABLE outcomes (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, reason TEXT NOT NULL, "
+                "shown_at REAL NOT NULL, decided_after_s REAL NOT NULL, shown_chars INTEGER NOT NULL, "
+                "accepted_chars INTEGER NOT NULL)")
+    old.commit()
+    old.close()
+    store = FeedbackStore(tmp_path)
+    assert store.record(outcome(1))
+    assert store.rows()[0]["prompt_hash"] == "abcd"
