@@ -52,7 +52,7 @@ HELD_OUT_FILES = [
     (GO / "socket.go", "go"), (GO / "main.go", "go"),
 ]
 NO_TIME_BUDGET_MS = 600_000
-THRESHOLDS = (0.0, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 FIRST_WORD = re.compile(r"\s*(\w+|[^\w\s]+)")
 
 
