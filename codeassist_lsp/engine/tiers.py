@@ -131,8 +131,8 @@ def missing_code_model_hint() -> str:
 class ModelFile:
     """A loaded model's file as it was at load time, to notice it being replaced on disk afterwards.
 
-    The weights are read into memory at load (engine/llama.py loads without mmap), so a file that
-    changes under a loaded model changes nothing until the model is loaded again.
+    A file renamed over or deleted changes nothing until the model is loaded again (the mapped
+    weights keep the old file's pages); one overwritten in place does (see engine/llama.py).
     """
 
     path: Path

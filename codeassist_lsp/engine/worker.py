@@ -315,7 +315,11 @@ class ModelWorker:
         self._thread.join(timeout=5)
         # Freeing the model under a still-running decode would crash the process: leave it to exit.
         if not self._thread.is_alive():
-            if self.quality is not None and self.quality is not self.backend:
-                self.quality.close()
-            if self.backend is not None:
-                self.backend.close()
+            backend, quality = self.backend, self.quality
+            # Unreachable before freed: a prewarm timer or a late request on the event loop would
+            # otherwise tokenize with a freed model (SIGSEGV/SIGABRT at shutdown).
+            self.backend = self.quality = None
+            if quality is not None and quality is not backend:
+                quality.close()
+            if backend is not None:
+                backend.close()

@@ -95,6 +95,9 @@ def register(server: CodeassistServer) -> None:
     @server.feature(types.SHUTDOWN)
     def shutdown(*_args: Any) -> None:
         server.shutdown_requested = True
+        for pending in server.prewarm_tasks.values():
+            pending.cancel()
+        server.prewarm_tasks.clear()
         if server.service is not None:
             server.service.close()
         if server.feedback is not None:

@@ -224,6 +224,23 @@ def test_shutdown_then_exit_ends_with_code_0_and_refuses_requests_between(tmp_pa
         server.close()
 
 
+@pytest.mark.model
+def test_shutdown_right_after_typing_frees_the_models_cleanly(tmp_path: Path) -> None:
+    # A prewarm timer (0.3 s after an edit) or the rest of a suggestion still generating at shutdown
+    # once reached the freed model: the process died of SIGSEGV or SIGABRT instead of exiting 0.
+    from tests.hardening.stress import start_real_server
+
+    server = start_real_server(tmp_path)
+    try:
+        open_document(server, URI, "import os\n\n\ndef add(a, b):\n    return ")
+        end = {"line": 4, "character": 11}
+        for _ in range(2):
+            assert "result" in inline(server, end)
+        assert server.shutdown_and_exit() == 0
+    finally:
+        server.close()
+
+
 def test_exit_without_shutdown_ends_with_code_1(tmp_path: Path) -> None:
     server, _ = fake_server(tmp_path)
     try:
