@@ -50,6 +50,10 @@ class CompletionSettings:
     block_budget_ms: int = 300
     """Generation time for a block; past it the complete lines so far are shown and the rest is
     generated on, for typed-ahead and the next request (0 = no limit)."""
+    answer_within_ms: int = 1500
+    """A request the model has not answered within this time is answered empty; the model goes on, so
+    the next request reuses its work (the first request after opening a file evaluates a whole
+    prompt: ~2 s on 2 CPU cores). 0 = wait for the model."""
     guess_below: float = 0.5
     """A token the model chooses with less probability than this is a guess: the suggestion shows at
     once up to it, and the rest is generated on for typed-ahead and the next request, as at the time

@@ -74,12 +74,21 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
         job = service.submit(prepared)
         result = None
         if job is not None:
+            answer = asyncio.wrap_future(job.future)
+            answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved if abandoned
             try:
-                result = await asyncio.wrap_future(job.future)
+                limit = options.answer_within_ms / 1000 if options.answer_within_ms > 0 else None
+                result = await asyncio.wait_for(asyncio.shield(answer), limit)
             except asyncio.CancelledError:
                 job.cancel("client cancelled the request")
                 server.stats["cancelled"] += 1
                 raise
+            except TimeoutError:
+                # Answer now rather than late; the job goes on (a newer key supersedes it as usual) and
+                # its evaluated prompt and answer serve the next request.
+                server.stats["over_limit"] = server.stats.get("over_limit", 0) + 1
+                _when_whole(server, job, prepared)
+                return None
             if result.finish_reason == "budget":
                 _when_whole(server, job, prepared)
     except Cancelled:

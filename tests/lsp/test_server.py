@@ -178,3 +178,28 @@ async def test_position_past_the_line_end_means_the_line_end() -> None:
             assert result.items[0].range.start == types.Position(line=4, character=len(line))
             answers.append(result.items[0].insert_text)
     assert answers[0].strip() and answers[1:] == answers[:1] * 2, answers
+
+
+async def test_an_answer_past_the_time_limit_comes_back_empty_and_the_next_request_reuses_the_work() -> None:
+    # The first request after opening a file evaluates a whole prompt (~2 s on 2 cores): the user gets
+    # an empty answer at the limit, never a late one, and the model's work is not lost.
+    from tests.lsp.helpers import running_server, status
+
+    settings = {"completion": {"answerWithinMs": 1, "prewarm": False}, "cache": {"disk": False}}
+    async with running_server(settings) as (client, _result):
+        uri = "file:///tmp/codeassist-tests/limit.py"
+        open_document(client, uri, FUNCTION)
+        params = inline_params(uri, end_position(FUNCTION))
+        first = await client.text_document_inline_completion_async(params)
+        assert first is None or not first.items, first
+        assert (await status(client))["stats"].get("over_limit") == 1
+        later = None
+        for _ in range(100):  # the model goes on; its answer serves the same request from the cache
+            await asyncio.sleep(0.1)
+            later = await client.text_document_inline_completion_async(params)
+            if later is not None and later.items:
+                break
+        assert later is not None and later.items and later.items[0].insert_text.strip(), later
+        report = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
+        assert report["recent_requests"][-1]["source"] == "cache", report["recent_requests"][-3:]
