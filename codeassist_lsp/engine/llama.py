@@ -125,15 +125,27 @@ def resolve_gpu_layers(requested: int) -> int:
     return requested
 
 
-def _model_params(lib, settings: ModelSettings):  # type: ignore[no-untyped-def]
-    """llama.cpp model parameters for these model settings."""
+def _installed_model(path: Path) -> bool:
+    """Whether the model file is one `codeassist models install` put in the model cache."""
+    try:
+        from codeassist_lsp.engine.models import models_dir
+
+        return path.resolve().is_relative_to(models_dir().resolve())
+    except OSError:
+        return False
+
+
+def _model_params(lib, settings: ModelSettings, path: Path):  # type: ignore[no-untyped-def]
+    """llama.cpp model parameters for these model settings and this model file."""
     params = lib.llama_model_default_params()
     params.n_gpu_layers = resolve_gpu_layers(settings.gpu_layers)
-    # Weights stay memory-mapped (llama.cpp's default): every editor window's server shares one copy
-    # in the page cache (1.4 GB for both tiers), and the code model loads in ~0.6 s instead of ~1.7 s.
-    # The price: a model file overwritten in place while loaded (cp over it) ends the server with
-    # SIGBUS on its next decode, as it does llama-server's; a file renamed over or deleted is safe,
-    # and `codeassist models install` replaces files by renaming (tests/hardening/test_faults.py).
+    if not _installed_model(path):
+        # A model file of the user's own may be copied over in place (cp), and a mapped file cut short
+        # ends the process (SIGBUS) on its next decode: read it into memory instead. Installed models
+        # stay mapped, one copy in the page cache for every editor window's server (1.4 GB for both
+        # tiers, and the code model loads in ~0.6 s instead of ~1.7 s); `codeassist models install`
+        # replaces them by renaming, which a mapping survives.
+        params.load_mode = lib.LLAMA_LOAD_MODE_NONE
     if params.n_gpu_layers == 0:
         # Weights repacked for the CPU's matrix kernels are multiplied in another order for a
         # batch than for one token (Gemma 3's Q4_K: logits differ by ~0.7 at 4 tokens), which would
@@ -222,7 +234,7 @@ class _Preload:
         model = ctx = None
         try:
             lib.llama_backend_init()
-            model = lib.llama_model_load_from_file(str(self.path).encode(), _model_params(lib, self.settings))
+            model = lib.llama_model_load_from_file(str(self.path).encode(), _model_params(lib, self.settings, self.path))
             if model:
                 ctx = _create_context(lib, model, self.settings)
             if ctx:
@@ -307,7 +319,7 @@ class LlamaBackend:
         if not path.is_file():
             raise ModelNotAvailable(f"Model file {path} does not exist.")
         started = time.perf_counter()
-        model_params = _model_params(lib, settings)
+        model_params = _model_params(lib, settings, path)
         self.gpu_layers = model_params.n_gpu_layers
         model, ctx = _take_preloaded(path, settings) or (None, None)
         model = model or lib.llama_model_load_from_file(str(path).encode(), model_params)
