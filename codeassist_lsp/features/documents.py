@@ -76,26 +76,22 @@ def _end_of_change(server: CodeassistServer,
     return types.Position(line=min(start.line + len(lines) - 1, MAX_UINTEGER), character=units)
 
 
-def _tell_if_parse_timed_out(server: CodeassistServer, document: Document | None) -> None:
-    """Once per session: a document too big or too odd to parse within the time limit."""
-    if document is None or not document.parse_timed_out:
+def _tell_if_parsed_without_tree(server: CodeassistServer, document: Document | None) -> None:
+    """Once per session and reason: a document too big, or too slow, to parse (it is served without its tree)."""
+    if document is None or document.language is None:
         return
     name = os.path.basename(document.uri) or document.uri
-    server.tell_once("parse-timeout", (
-        f"{name} takes longer than {PARSE_TIMEOUT_MICROS // 1000} ms to parse, so suggestions in it are made and "
-        "checked without its syntax tree (no block suggestions, no syntax check). Expected for huge or generated "
-        "files; nothing to fix, and other files are not affected."), types.MessageType.Info)
-
-
-def _tell_if_too_big_to_parse(server: CodeassistServer, document: Document | None) -> None:
-    """Once per session: a document over the size that is parsed at all."""
-    if document is None or document.language is None or len(document.text) <= MAX_PARSE_CHARS:
+    if len(document.text) > MAX_PARSE_CHARS:
+        key, why = "too-big-to-parse", (f"{name} has {len(document.text):,} characters, over the "
+                                        f"{MAX_PARSE_CHARS:,} that are parsed")
+    elif document.parse_timed_out:
+        key, why = "parse-timeout", f"{name} takes longer than {PARSE_TIMEOUT_MICROS // 1000} ms to parse"
+    else:
         return
-    name = os.path.basename(document.uri) or document.uri
-    server.tell_once("too-big-to-parse", (
-        f"{name} has {len(document.text):,} characters, over the {MAX_PARSE_CHARS:,} that are parsed, so suggestions "
-        "in it are made and checked without its syntax tree (no block suggestions, no syntax check). Expected for "
-        "huge or generated files; nothing to fix, and other files are not affected."), types.MessageType.Info)
+    server.tell_once(key, (
+        f"{why}, so suggestions in it are made and checked without its syntax tree (no block suggestions, no "
+        "syntax check). Expected for huge or generated files; nothing to fix, and other files are not affected."),
+        types.MessageType.Info)
 
 
 def _scan(server: CodeassistServer, uri: str) -> None:
@@ -110,8 +106,7 @@ def register(server: CodeassistServer) -> None:
     async def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         document = server.documents.open(to_fs_path(item.uri) or item.uri, item.text, item.language_id, item.version)
-        _tell_if_parse_timed_out(server, document)
-        _tell_if_too_big_to_parse(server, document)
+        _tell_if_parsed_without_tree(server, document)
         # After the usual idle delay, not at once: a cursor hint that follows the open (a codeAction
         # request) replaces this guess at the end of the document with where the user really is.
         schedule_prewarm(server, item.uri, None)
@@ -122,7 +117,7 @@ def register(server: CodeassistServer) -> None:
         uri = params.text_document.uri
         document = server.workspace.get_text_document(uri)
         # pygls already applied the edits in the negotiated encoding; the tree follows the text.
-        _tell_if_parse_timed_out(server, server.documents.update(document.path, document.source, document.version))
+        _tell_if_parsed_without_tree(server, server.documents.update(document.path, document.source, document.version))
         if server.service is not None:
             server.service.document_changed(document.path, document.source)
         if params.content_changes:

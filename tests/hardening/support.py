@@ -277,6 +277,16 @@ def _jsonrpc_problem(message: Any) -> str | None:
 FAKE_OPTIONS = {"engine": "fake", "security": {"diagnostics": False}, "cache": {"enabled": False},
                 "completion": {"prewarm": False}, "actions": {"bestOfN": 1, "hoverDebounceMs": 0}}
 RESOLVE_CAPABILITIES = {"codeAction": {"dataSupport": True, "resolveSupport": {"properties": ["edit"]}}}
+# What an editor declares for the features under test: lazily resolved code actions, inline completion, hover.
+EDITOR_CAPABILITIES = {
+    "textDocument": {
+        "codeAction": {"dataSupport": True, "resolveSupport": {"properties": ["edit"]},
+                       "codeActionLiteralSupport": {"codeActionKind": {"valueSet": ["", "quickfix", "refactor",
+                                                                                     "source"]}}},
+        "inlineCompletion": {},
+        "hover": {"contentFormat": ["markdown", "plaintext"]},
+    },
+}
 
 
 def fake_server(log_dir: Path, encodings: list[str] | None = None, step_ms: int = 0,

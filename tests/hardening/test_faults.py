@@ -22,19 +22,11 @@ import pytest
 from codeassist_lsp.context.workspace import default_cache_dir
 from codeassist_lsp.engine.models import default_model_name, installed_model_path, models_dir
 from codeassist_lsp.engine.tiers import quality_model_name
-from tests.hardening.support import SERVER_COMMAND, RawServer, open_document
+from tests.hardening.support import EDITOR_CAPABILITIES, SERVER_COMMAND, RawServer, open_document
 
 pytestmark = pytest.mark.model
 
-CAPABILITIES = {
-    "textDocument": {
-        "codeAction": {"dataSupport": True, "resolveSupport": {"properties": ["edit"]},
-                       "codeActionLiteralSupport": {"codeActionKind": {"valueSet": ["", "quickfix", "refactor",
-                                                                                     "source"]}}},
-        "inlineCompletion": {},
-        "hover": {"contentFormat": ["markdown", "plaintext"]},
-    },
-}
+CAPABILITIES = EDITOR_CAPABILITIES
 # An insecure line the built-in rule pack flags (python.os-command) with or without bandit and semgrep-core.
 SOURCE = ("import os\n\n\ndef run(command):\n    os.system(command)\n\n\n"
           "def add(a, b):\n    \"\"\"The sum of a and b.\"\"\"\n    return ")

@@ -12,21 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.hardening.support import RawServer
+from tests.hardening.support import EDITOR_CAPABILITIES, RawServer
 
 pytestmark = pytest.mark.model
 
 AUDITED_SERVER = Path(__file__).with_name("audited_server.py")
-CAPABILITIES = {
-    "window": {"workDoneProgress": True},
-    "textDocument": {
-        "codeAction": {"dataSupport": True, "resolveSupport": {"properties": ["edit"]},
-                       "codeActionLiteralSupport": {"codeActionKind": {"valueSet": ["", "quickfix", "refactor",
-                                                                                     "source"]}}},
-        "inlineCompletion": {},
-        "hover": {"contentFormat": ["markdown", "plaintext"]},
-    },
-}
+CAPABILITIES = {**EDITOR_CAPABILITIES, "window": {"workDoneProgress": True}}
 # Small inputs: the code model answers an action in seconds on 2 CPU cores.
 SOURCE = "import math\n\n\ndef circle_area(radius):\n    return math.pi * radius ** 2\n\n\nprint(circle_area(2))\nx = "
 
