@@ -566,10 +566,12 @@ class CompletionService:
         request = prepared.request
         if not hashed:
             prompt_hash = ""
+        elif prepared.cache_key:  # the cache already hashed this prompt: no second hash per suggestion
+            prompt_hash = prepared.cache_key[:16]
         elif request is not None and request.prompt_tokens:
             prompt_hash = hashlib.blake2b(array.array("q", request.prompt_tokens).tobytes(), digest_size=8).hexdigest()
         else:
-            prompt_hash = (prepared.cache_key or "")[:16]
+            prompt_hash = ""
         backend = self.backend
         return SuggestionFeatures(
             language=context.language.name if context is not None and context.language is not None else "",
