@@ -13,9 +13,41 @@ from codeassist_lsp.errors import InvalidSettings
 
 
 @attrs.define
+class RemoteSettings:
+    """An inference server the tier sends its prompts to (`engine = "remote"`); secrets are masked first."""
+
+    url: str | None = None
+    """The server's base URL, e.g. http://gpu-box:8080 (llama-server), http://gpu-box:8000 (vLLM)."""
+    protocol: str = "openai"
+    """"openai" (`/v1/completions`: vLLM, llama-server, llama_cpp.server, Ollama) or "llama-infill"
+    (llama-server's `/infill`, related snippets as `input_extra`; other prompts via `/completion`)."""
+    model: str = ""
+    """The model name the server knows; also picks FIM tokens and chat template from our registry
+    (e.g. "qwen2.5-coder-1.5b" or an id containing "qwen2.5-coder")."""
+    api_key_env: str = ""
+    """Name of the environment variable that holds the API key (sent as a Bearer token); never the key itself."""
+    verify_tls: bool = True
+    """Check the server's certificate for https URLs."""
+    ca_bundle: str | None = None
+    """A PEM file of CA certificates to trust instead of the system's (a team's own CA)."""
+    timeout_ms: int = 0
+    """Longest wait for the server's first byte; 0 = by tier (completion 2,000 ms, quality 30,000 ms)."""
+    fim_tokens: list[str] = attrs.Factory(list)
+    """[prefix, suffix, middle] FIM token strings for a model our registry does not know."""
+    chat_template: str = ""
+    """The chat template name (e.g. "chatml", "gemma", "llama3") for a model our registry does not know."""
+    fallback: bool = True
+    """When the server is down, answer with the local model of this tier (if installed) until it is back."""
+
+
+@attrs.define
 class ModelSettings:
     """Which model runs and how it is loaded."""
 
+    engine: str = "local"
+    """"local" (llama.cpp in this process) or "remote" (the inference server in `remote`)."""
+    remote: RemoteSettings = attrs.Factory(RemoteSettings)
+    """The inference server, when `engine` is "remote"."""
     name: str = "auto"
     """A model of the registry (`codeassist models list`), or "auto": for inline completion the code
     model when it is fast enough on this machine (a GPU, or its measured decode speed), else the fast
@@ -204,7 +236,7 @@ def _camel(name: str) -> str:
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
-    for cls in (ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, SpeculationSettings,
+    for cls in (RemoteSettings, ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, SpeculationSettings,
                 DraftSettings, CacheSettings, FeedbackSettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
@@ -237,12 +269,30 @@ def parse_settings(raw: Any) -> Settings:
                              f"not {settings.speculation.mode!r}")
         if settings.engine not in ("llama", "fake"):
             raise ValueError(f"engine must be 'llama' or 'fake', not {settings.engine!r}")
+        for section, model in (("model", settings.model), ("actions.model", settings.actions.model)):
+            _check_engine(section, model)
         return settings
     except Exception as error:  # cattrs raises ExceptionGroups with one leaf per field
         problems = "; ".join(_describe(error))
         raise InvalidSettings(
             f"Invalid codeassist settings ({problems}).", hint="Using the defaults instead."
         ) from error
+
+
+def _check_engine(section: str, model: ModelSettings) -> None:
+    if model.engine not in ("local", "remote"):
+        raise ValueError(f"{section}.engine must be 'local' or 'remote', not {model.engine!r}")
+    remote = model.remote
+    if model.engine == "remote":
+        if not remote.url or not remote.url.startswith(("http://", "https://")):
+            raise ValueError(f"{section}.remote.url must be an http:// or https:// URL when {section}.engine is 'remote'")
+        if "@" in remote.url.split("//", 1)[1].split("/", 1)[0]:
+            raise ValueError(f"{section}.remote.url must not hold credentials; name an environment variable "
+                             f"in {section}.remote.apiKeyEnv instead")
+    if remote.protocol not in ("openai", "llama-infill"):
+        raise ValueError(f"{section}.remote.protocol must be 'openai' or 'llama-infill', not {remote.protocol!r}")
+    if remote.fim_tokens and len(remote.fim_tokens) != 3:
+        raise ValueError(f"{section}.remote.fimTokens must be [prefix, suffix, middle]")
 
 
 def _describe(error: BaseException) -> list[str]:
