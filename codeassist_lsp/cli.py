@@ -20,11 +20,19 @@ def _setup_logging(verbosity: int, log_file: str | None) -> None:
     handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # One line per HTTP request to a remote engine is noise, even at -v.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def _add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout (the default)")
-    parser.add_argument("--tcp", metavar="HOST:PORT", help="serve on a TCP socket (loopback by default)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="serve on a TCP socket (loopback only unless "
+                        "--allow-remote-clients); clients must send the token file's token")
+    parser.add_argument("--allow-remote-clients", action="store_true",
+                        help="with --tcp: allow listening on a non-loopback address")
+    parser.add_argument("--token-file", metavar="PATH",
+                        help="with --tcp: where to write the client token (default: <cache dir>/tcp-token)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     parser.add_argument("--no-preload", action="store_true",
@@ -45,16 +53,42 @@ def _preload_default_model() -> None:
         logging.getLogger(__name__).debug("model preload failed", exc_info=True)
 
 
+def _tcp_address(args: argparse.Namespace) -> tuple[str, int] | str:
+    """--tcp's host and port, or why they cannot be served."""
+    from codeassist_lsp.policy import is_loopback_host
+
+    host, _, port = args.tcp.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        return f"--tcp needs HOST:PORT with a port number, not {args.tcp!r}"
+    if not is_loopback_host(host) and not args.allow_remote_clients:
+        return (f"refusing to listen on {host}: other machines could connect. Use 127.0.0.1, or pass "
+                "--allow-remote-clients to mean it (clients still need the token).")
+    return host, int(port)
+
+
 def _serve(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file)
+    address = _tcp_address(args) if args.tcp else None
+    if isinstance(address, str):
+        print(f"codeassist-lsp: {address}", file=sys.stderr)
+        return 2
     if not args.no_preload:
         _preload_default_model()
     from codeassist_lsp.server import create_server
 
     server = create_server()
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
+    if address is not None:
+        from codeassist_lsp.tcp import default_token_file, serve_tcp, write_token_file
+
+        token_file = Path(args.token_file).expanduser() if args.token_file else default_token_file()
+        try:
+            token = write_token_file(token_file)  # on stdout nothing: a client reads the file
+        except OSError as error:
+            print(f"codeassist-lsp: cannot write the token file {token_file}: {error}", file=sys.stderr)
+            return 2
+        logging.getLogger(__name__).info("TCP client token in %s", token_file)
+        serve_tcp(server, *address, token, token_file)
     else:
         server.start_io()
     # End now: a thread still reading stdin (until the client closes it) would keep the interpreter

@@ -19,7 +19,7 @@ import attrs
 from codeassist_lsp.cache import CachedCompletion, CompletionCache, completion_key
 from codeassist_lsp.config import Settings
 from codeassist_lsp.context.assembler import (
-    PREFIX_SHARE, AssembledContext, ContextAssembler, Snippet, assemble_context,
+    PREFIX_SHARE, AssembledContext, ContextAssembler, Snippet, assemble_context, render_snippet,
 )
 from codeassist_lsp.context.gating import Gate, decide_mode
 from codeassist_lsp.context.languages import Language, language_for
@@ -173,7 +173,8 @@ class CompletionService:
     def _load_quality(self, completion: DecodeBackend | None) -> DecodeBackend | None:
         """Load the quality tier (model thread); its speculation probe runs later, in the background."""
         backend = make_quality_backend(self.settings, completion)
-        if backend is not None and backend is not completion and self.settings.speculation.mode == "auto":
+        if (backend is not None and backend is not completion and self.settings.speculation.mode == "auto"
+                and self.settings.actions.model.engine == "local"):
             backend.probe_in_background = True  # type: ignore[attr-defined]
             model = self.settings.actions.model
             self.worker.submit_task(lambda b, cancel: probe_exactness(b, model, cancel))  # type: ignore[arg-type]
@@ -314,6 +315,8 @@ class CompletionService:
             budget_ms=float(options.block_budget_ms if block else options.line_budget_ms),
             partial_cut=complete_lines if block else whole_words,
             guess_below=options.guess_below,
+            related=tuple((s.path, s.text) for s in context.snippets),
+            header_chars=sum(len(render_snippet(s, language)) + 1 for s in context.snippets),
         )
         prepared.request = request
         prompt_text = completion_prompt_text(backend, context)

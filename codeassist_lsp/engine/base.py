@@ -53,6 +53,10 @@ class GenerationRequest:
     partial_cut: StopCheck | None = attrs.field(default=None, eq=False)
     """Where text generated so far may be cut for early delivery (complete lines, whole words); None
     from it means nothing is worth showing yet."""
+    related: tuple[tuple[str, str], ...] = ()
+    """(path, text) of the related snippets rendered at the head of the prompt; a remote llama-server
+    `/infill` gets them as `input_extra` instead (`header_chars`: how long that rendered head is)."""
+    header_chars: int = 0
     guess_below: float = 0.0
     """With a budget: deliver early, as at the budget, before the first token the model chooses with
     less than this probability (what follows a guess is rarely what the user types); 0 = off."""

@@ -50,6 +50,12 @@ class ModelSpec:
     """Trained for fill-in-the-middle (the code below the cursor goes into the prompt)."""
     chat: bool = False
     """An instruct model with a chat template: actions get chat prompts."""
+    family: str = ""
+    """Lower-case name part that identifies this model family on an inference server (remote engines)."""
+    fim_tokens: tuple[str, ...] = ()
+    """[prefix, suffix, middle] FIM token strings, for prompts built for a remote server."""
+    chat_template_name: str = ""
+    """llama.cpp's name of the chat template (chatml, gemma, ...), for prompts built for a remote server."""
 
 
 @functools.cache
@@ -76,6 +82,9 @@ def registry() -> dict[str, ModelSpec]:
             tier=entry.get("tier", "completion"),
             fim=entry.get("fim", False),
             chat=entry.get("chat", False),
+            family=entry.get("family", ""),
+            fim_tokens=tuple(entry.get("fim_tokens", ())),
+            chat_template_name=entry.get("chat_template_name", ""),
         )
         for name, entry in table.items()
     }

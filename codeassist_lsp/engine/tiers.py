@@ -15,12 +15,13 @@ import json
 import logging
 import weakref
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from codeassist_lsp.config import ModelSettings, Settings, effective_threads
-from codeassist_lsp.engine.base import CancelFlag, DecodeBackend
+from codeassist_lsp.engine.base import CancelFlag, DecodeBackend, Tier
 from codeassist_lsp.errors import ModelNotAvailable
 from codeassist_lsp.engine.models import (
     ModelSpec, cache_dir, default_model_name, install_hint, installed_model_path, registry, resolve_model_path,
@@ -184,6 +185,28 @@ def load_backend(path: Path, spec: ModelSpec | None, settings: Settings, model: 
 
 def make_completion_backend(settings: Settings) -> DecodeBackend:
     """Load the completion tier's engine (on the model thread)."""
+    if settings.model.engine == "remote" and settings.engine != "fake":
+        return _remote_backend(settings.model, "completion", lambda: _local_completion_backend(settings))
+    return _local_completion_backend(settings)
+
+
+def _remote_backend(model: ModelSettings, tier: Tier, local: Callable[[], DecodeBackend | None] | None,
+                    borrowed: DecodeBackend | None = None) -> DecodeBackend:
+    """A tier on an inference server, with its local model (loaded on the first outage) as the stand-in."""
+    from codeassist_lsp.engine.llama import discard_preloaded_model
+    from codeassist_lsp.engine.remote import FailoverBackend, RemoteBackend, RemoteUnavailable
+
+    if tier == "completion":
+        discard_preloaded_model()  # the server answers: the preloaded local weights would only take memory
+    backend = FailoverBackend(RemoteBackend(model.remote, tier), local, borrowed)
+    try:
+        backend.remote_backend.warm_up()
+    except RemoteUnavailable as error:  # told once; the local model answers until the server is back
+        backend._outage(error)
+    return backend
+
+
+def _local_completion_backend(settings: Settings) -> DecodeBackend:
     if settings.engine == "fake":
         from codeassist_lsp.engine.fake import FakeBackend
         from codeassist_lsp.engine.llama import discard_preloaded_model
@@ -196,7 +219,7 @@ def make_completion_backend(settings: Settings) -> DecodeBackend:
         from codeassist_lsp.engine.speculative import attach_draft_model
 
         attach_draft_model(backend, settings)  # raises VocabularyMismatch for a foreign draft
-    if settings.speculation.mode == "auto":
+    if settings.speculation.mode == "auto" and settings.model.engine == "local":
         probe_exactness(backend, settings.model)  # ~2 s on the first start only, before typing starts
     return backend
 
@@ -213,6 +236,13 @@ def make_quality_backend(settings: Settings, completion: DecodeBackend | None) -
 def _load_quality_backend(settings: Settings, completion: DecodeBackend | None) -> DecodeBackend | None:
     if settings.engine == "fake":
         return None
+    if settings.actions.model.engine == "remote":
+        return _remote_backend(settings.actions.model, "quality", lambda: _local_quality_backend(settings, completion),
+                               borrowed=completion)
+    return _local_quality_backend(settings, completion)
+
+
+def _local_quality_backend(settings: Settings, completion: DecodeBackend | None = None) -> DecodeBackend | None:
     chosen = quality_model(settings)
     if chosen is None:
         return None

