@@ -6,6 +6,7 @@ import asyncio
 import collections
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -22,6 +23,7 @@ from codeassist_lsp.errors import (
 )
 from codeassist_lsp.features.diagnostics import DiagnosticsPublisher
 from codeassist_lsp.feedback import FeedbackRecorder, open_feedback
+from codeassist_lsp.policy import Policy, load_policy
 from codeassist_lsp.protocol import CodeassistProtocol
 from codeassist_lsp.service import CompletionService
 from codeassist_lsp.verify import SecurityPolicy
@@ -39,6 +41,9 @@ class CodeassistServer(LanguageServer):
         super().__init__("codeassist", __version__, protocol_cls=CodeassistProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
+        self.policy = Policy()
+        self.policy_root: Path | None = None  # the workspace root the policy was looked for from
+        self.raw_settings: Any = None  # as the client sent them, to tighten again when the policy changes
         self.service: CompletionService | None = None
         self.feedback: FeedbackRecorder | None = None
         self.documents = DocumentTrees()
@@ -96,11 +101,13 @@ class CodeassistServer(LanguageServer):
 
     def apply_settings(self, raw: Any) -> None:
         """Take new settings; reload the model only when model settings changed."""
+        self.raw_settings = raw
         try:
             settings = parse_settings(raw)
         except InvalidSettings as error:
             self.report_error(error)
             settings = Settings()
+        settings = self.apply_policy(settings)
         model_changed = ((settings.model, settings.actions.model, settings.engine)
                          != (self.settings.model, self.settings.actions.model, self.settings.engine))
         feedback_changed = settings.feedback != self.settings.feedback
@@ -112,6 +119,21 @@ class CodeassistServer(LanguageServer):
         else:
             self.service.settings = settings
             self.service.policy = self.security_policy()
+
+    def load_policy(self, root: str | Path | None) -> None:
+        """(Re)read the workspace and admin policy; tell the user once about a malformed file."""
+        self.policy_root = Path(root) if root else None
+        self.policy = load_policy(self.policy_root)
+        for message in self.policy.errors:
+            self.tell_once("policy-error:" + message, message, types.MessageType.Error)
+
+    def apply_policy(self, settings: Settings) -> Settings:
+        """Settings tightened to the policy; each override is logged and told once."""
+        settings, overrides = self.policy.apply(settings)
+        for message in overrides:
+            log.warning("%s", message)
+            self.tell_once("policy:" + message, message, types.MessageType.Warning)
+        return settings
 
     def security_policy(self) -> SecurityPolicy:
         """The verifier's policy from the settings."""

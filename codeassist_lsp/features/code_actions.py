@@ -184,6 +184,9 @@ async def run_action(server: CodeassistServer, target: ActionTarget, title: str,
     """Resolve one action with progress; raises ContentModified when the document changed."""
     _check_version(server, target)
     document, view = document_view(server, target.uri)
+    if not server.policy.allows("actions", document.language_id, document.path):
+        # An action listed before the policy changed (or forged data): the model never sees the file.
+        raise CodeassistError("Code actions are disabled here by the codeassist policy.")
     started = time.perf_counter()
     async with WorkDone(server, title.removeprefix("codeassist: "), token) as work:
         runner = ActionRunner(server.service, server.settings.actions, server.stats, progress=work.report)
@@ -228,6 +231,8 @@ def register(server: CodeassistServer) -> None:
         if not server.settings.actions.enabled or open_document(server, params.text_document.uri) is None:
             return None
         document, view = document_view(server, params.text_document.uri)
+        if not server.policy.allows("actions", document.language_id, document.path):
+            return None
         start, end = _offset(document, params.range.start), _offset(document, params.range.end)
         if start == end:
             # Editors ask for code actions when the cursor moves (VS Code's lightbulb): the only

@@ -31,8 +31,9 @@ def _prewarm(server: CodeassistServer, uri: str, position: types.Position | None
     server.prewarm_tasks.pop(uri, None)
     service = server.service
     document = open_document(server, uri)
-    if service is None or document is None or not server.settings.completion.prewarm:
-        return
+    if (service is None or document is None or not server.settings.completion.prewarm
+            or not server.policy.allows("completion", document.language_id, document.path)):
+        return  # a policy-disabled document is not even shown to the model
     try:
         text = document.source
         offset = len(text) if position is None else offset_in(document, position)

@@ -39,6 +39,8 @@ def register(server: CodeassistServer) -> None:
             return None
         server.stats["hover_requests"] = server.stats.get("hover_requests", 0) + 1
         document, view = document_view(server, params.text_document.uri)
+        if not server.policy.allows("hover", document.language_id, document.path):
+            return None
         offset = min(offset_in(document, params.position), len(view.text))
         target = hover_target(view, offset)
         if target is None:

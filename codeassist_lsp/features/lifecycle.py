@@ -12,6 +12,7 @@ from pygls.uris import to_fs_path
 
 from codeassist_lsp.config import settings_to_wire
 from codeassist_lsp.protocol import use_fast_positions
+from codeassist_lsp.tcp import pop_token
 from codeassist_lsp.verify import stats as verification_stats
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str
         "verification": verification_stats(),
         "index": None if server.index is None else {"ready": server.index.ready, "root": str(server.index.root)},
         "feedback": server.feedback.summary(recent) if server.feedback is not None else {"enabled": False},
+        "policy": server.policy.describe(),
         **({"recent_requests": list(server.recent_requests)} if recent else {}),
     }
 
@@ -69,8 +71,11 @@ def register(server: CodeassistServer) -> None:
     def initialize(params: types.InitializeParams) -> None:
         use_fast_positions(server.workspace)
         server.listen_for_unavailable()
+        pop_token(params.initialization_options)  # the --tcp handshake's (checked before), no setting
+        root = _workspace_root(params)
+        server.load_policy(root)  # before the settings: the policy tightens them
         server.apply_settings(params.initialization_options)
-        server.open_workspace(_workspace_root(params))
+        server.open_workspace(root)
 
     @server.feature(types.INITIALIZED)
     async def initialized(_params: types.InitializedParams) -> None:
@@ -79,10 +84,19 @@ def register(server: CodeassistServer) -> None:
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
-        if params.settings is None:
-            return
+        server.load_policy(server.policy_root)  # the policy file is read again with every change
+        reapply_settings(params.settings if params.settings is not None else server.raw_settings)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def did_change_workspace_folders(_params: types.DidChangeWorkspaceFoldersParams) -> None:
+        # pygls has updated its folders: the policy is looked for from the first one now.
+        folders = list(server.workspace.folders.values())
+        server.load_policy(to_fs_path(folders[0].uri) if folders else server.policy_root)
+        reapply_settings(server.raw_settings)
+
+    def reapply_settings(raw: Any) -> None:
         before = server.service
-        server.apply_settings(params.settings)
+        server.apply_settings(raw)
         if server.service is not before:
             asyncio.ensure_future(server.watch_model_load())
 

@@ -55,7 +55,8 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     options = server.settings.completion
     document = open_document(server, uri)
     if (document is None or service is None or not options.enabled
-            or document.language_id in options.disabled_languages):
+            or document.language_id in options.disabled_languages
+            or not server.policy.allows("completion", document.language_id, document.path)):
         return None
     if not service.worker.loaded.is_set():
         await service.until_loaded(MODEL_WAIT_S)
