@@ -31,7 +31,7 @@ class RemoteSettings:
     ca_bundle: str | None = None
     """A PEM file of CA certificates to trust instead of the system's (a team's own CA)."""
     timeout_ms: int = 0
-    """Longest wait for the server's first byte; 0 = by tier (completion 2,000 ms, quality 30,000 ms)."""
+    """Longest wait for the server's first byte (and between two bytes); 0 = by tier (completion 5,000 ms, quality 30,000 ms)."""
     fim_tokens: list[str] = attrs.Factory(list)
     """[prefix, suffix, middle] FIM token strings for a model our registry does not know."""
     chat_template: str = ""

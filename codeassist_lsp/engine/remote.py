@@ -13,7 +13,6 @@ token-based budgets and prompt assembly unchanged.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -36,9 +35,8 @@ from codeassist_lsp.errors import ComponentUnavailable, EngineError, report_unav
 log = logging.getLogger(__name__)
 
 SPECIAL_BASE = 1_000_000  # codec ids of special strings: far above any real vocabulary
-FIRST_BYTE_TIMEOUT_S = {"completion": 2.0, "quality": 30.0}
-# No byte for this long in the middle of a stream: the server hangs.
-STALL_TIMEOUT_S = {"completion": 2.0, "quality": 15.0}
+# Longest wait for the first byte, and between two bytes of a stream (a server that hangs).
+FIRST_BYTE_TIMEOUT_S = {"completion": 5.0, "quality": 30.0}
 # A stream that goes on past max_tokens by this many chunks is cut (a server that never ends).
 OVERRUN_CHUNKS = 8
 PROBE_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -104,7 +102,6 @@ class TextCodec:
         return "".join(out)
 
 
-@functools.cache
 def _api_key(name: str) -> str:
     return os.environ.get(name, "") if name else ""
 
@@ -190,21 +187,29 @@ class RemoteBackend:
         """Check the server answers now (raises RemoteUnavailable), so a bad URL is told at start."""
         self.check()
 
-    def check(self, timeout: float | None = None) -> None:
-        """One cheap request (`GET /v1/models`, `/health` for llama-server); raises RemoteUnavailable."""
+    def check(self, timeout: float | None = None, *, generate: bool = False) -> None:
+        """A cheap request (`GET /v1/models`, `/health` for llama-server), and with `generate` a one-token
+        completion (a server whose health check passes may still fail every generation); raises
+        RemoteUnavailable."""
         import httpx
 
         paths = ("/health", "/v1/models") if self.settings.protocol == "llama-infill" else ("/v1/models", "/health")
-        last: Exception | None = None
-        for path in paths:
-            try:
-                response = self._client.get(path, timeout=timeout or self.first_byte_timeout)
-            except httpx.HTTPError as error:
-                raise self._unavailable(f"{type(error).__name__}: {error}") from error
-            if response.status_code < 400:
-                return
-            last = EngineError(f"HTTP {response.status_code}")
-        raise self._unavailable(str(last))
+        wait = timeout or self.first_byte_timeout
+        try:
+            statuses = []
+            for path in paths:
+                statuses.append(self._client.get(path, timeout=wait).status_code)
+                if statuses[-1] < 400:
+                    break
+            else:
+                raise self._unavailable(f"HTTP {statuses[-1]}")
+            if generate:
+                result = self.run(GenerationRequest(prompt_tokens=tuple(self.tokenize("\n")), max_tokens=1),
+                                  CancelFlag())
+                if result.finish_reason == "cancelled":
+                    raise self._unavailable("the probe was cancelled")
+        except httpx.HTTPError as error:
+            raise self._unavailable(f"{type(error).__name__}: {error}") from error
 
     # -- DecodeBackend: generation --------------------------------------------------------
 
@@ -305,8 +310,10 @@ class RemoteBackend:
         fim = self.fim_tokens()
         tokens = request.prompt_tokens
         max_tokens = max(request.max_tokens, 0)
+        # No repetition penalty, as locally (llama_cpp.server defaults to 1.1; vLLM names it differently).
         common: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p,
-                                  "top_k": sampling.top_k, "seed": sampling.seed, "stream": True}
+                                  "top_k": sampling.top_k, "seed": sampling.seed, "stream": True,
+                                  "repeat_penalty": 1.0, "repetition_penalty": 1.0}
         if self.settings.protocol == "llama-infill" and fim is not None and _is_fim(tokens, fim):
             prefix_id, suffix_id, middle_id = fim
             split, end = tokens.index(suffix_id), tokens.index(middle_id)
@@ -502,7 +509,7 @@ class FailoverBackend:
         while not self._closed.wait(PROBE_BACKOFF_S[min(attempt, len(PROBE_BACKOFF_S) - 1)]):
             attempt += 1
             try:
-                self.remote_backend.check(timeout=2.0)
+                self.remote_backend.check(timeout=2.0, generate=True)
             except RemoteUnavailable:
                 continue
             self._active = self.remote_backend  # type: ignore[assignment]

@@ -33,7 +33,8 @@ def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str
         state = "ready" if backend is not None else "error"
     return {
         "model": {"state": state, "id": backend.model_id if backend else None,
-                  "error": getattr(error, "message", str(error)) if error else None},
+                  "error": getattr(error, "message", str(error)) if error else None,
+                  **_remote_status(backend)},
         "qualityModel": _quality_status(service),
         "settings": settings_to_wire(server.settings),
         "stats": dict(server.stats),
@@ -55,7 +56,15 @@ def _quality_status(service: Any) -> dict[str, Any]:
     return {"state": "ready" if worker.quality is not None else "fallback",
             "id": backend.model_id if backend is not None else None,
             "sharedWithCompletion": backend is worker.backend,
-            "error": getattr(error, "message", str(error)) if error else None}
+            "error": getattr(error, "message", str(error)) if error else None,
+            **_remote_status(backend)}
+
+
+def _remote_status(backend: Any) -> dict[str, Any]:
+    """For a tier on an inference server: the server, whether it answers, and the local stand-in."""
+    describe = getattr(backend, "describe", None)
+    return {"engine": "remote", "remote": describe()} if describe is not None and hasattr(backend, "remote_backend") \
+        else {"engine": "local"}
 
 
 def _workspace_root(params: types.InitializeParams) -> str | None:
