@@ -75,6 +75,8 @@ class GenerationResult:
     queue_ms: float = 0.0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    server_ms: float = 0.0
+    """For a remote engine: the time the server says it computed (its prompt + generation timings)."""
     token_logprobs: list[float] = attrs.Factory(list)
     token_ids: list[int] = attrs.Factory(list)
     """The generated tokens up to the last one after which `text` is complete (no character split

@@ -264,6 +264,7 @@ class RemoteBackend:
             try:
                 event = json.loads(data)
                 piece, finish = _piece(event)
+                _account(event, result)
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 raise self._unavailable(f"malformed answer ({type(error).__name__}): {data[:120]!r}") from error
             now = time.perf_counter()
@@ -273,7 +274,7 @@ class RemoteBackend:
             if piece:
                 chunks += 1
                 result.text += piece
-            result.generated_tokens = chunks
+            result.generated_tokens = max(result.generated_tokens, chunks)
             result.generate_ms = (now - first) * 1000
             cut = request.stop_check(result.text) if request.stop_check else None
             if cut is not None:
@@ -313,7 +314,10 @@ class RemoteBackend:
         # No repetition penalty, as locally (llama_cpp.server defaults to 1.1; vLLM names it differently).
         common: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p,
                                   "top_k": sampling.top_k, "seed": sampling.seed, "stream": True,
-                                  "repeat_penalty": 1.0, "repetition_penalty": 1.0}
+                                  "repeat_penalty": 1.0, "repetition_penalty": 1.0,
+                                  # llama-server: its compute time on every event, so a stream we cut
+                                  # early still tells what the hop itself cost (others ignore it).
+                                  "timings_per_token": True}
         if self.settings.protocol == "llama-infill" and fim is not None and _is_fim(tokens, fim):
             prefix_id, suffix_id, middle_id = fim
             split, end = tokens.index(suffix_id), tokens.index(middle_id)
@@ -382,6 +386,18 @@ def _piece(event: dict[str, Any]) -> tuple[str, str | None]:
     if "error" in event:
         raise ValueError(str(event["error"])[:200])
     raise KeyError("no text in the event")
+
+
+def _account(event: dict[str, Any], result: GenerationResult) -> None:
+    """The server's own counts and timings, where the final event carries them (llama-server, vLLM usage)."""
+    timings = event.get("timings")
+    if isinstance(timings, dict):
+        result.server_ms = float(timings.get("prompt_ms", 0.0)) + float(timings.get("predicted_ms", 0.0))
+        result.reused_tokens = int(timings.get("cache_n", result.reused_tokens))
+        result.evaluated_tokens = int(timings.get("prompt_n", result.evaluated_tokens))
+    usage = event.get("usage")
+    if isinstance(usage, dict):
+        result.generated_tokens = int(usage.get("completion_tokens", result.generated_tokens))
 
 
 def _close_on_cancel(cancel: CancelFlag, response: Any) -> Callable[[], None]:

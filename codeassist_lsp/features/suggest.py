@@ -106,6 +106,10 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     source = ("typed-ahead" if prepared.typed_ahead is not None else "cache" if prepared.cached is not None
               else "gated" if result is None else "model")
     record: dict[str, object] = {"version": version, "source": source}
+    if prepared.cached is not None:
+        record["tier"] = prepared.cache_tier
+    if result is not None and result.server_ms:
+        record["server_ms"] = round(result.server_ms, 2)
     if result is not None:
         record.update(prompt_tokens=result.prompt_tokens, reused_tokens=result.reused_tokens,
                       evaluated_tokens=result.evaluated_tokens, generated_tokens=result.generated_tokens,
