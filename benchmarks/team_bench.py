@@ -228,7 +228,16 @@ async def part_hop(server_url: str, chars: int, interval_ms: int, files: int) ->
 
 
 def print_tables(results: dict[str, Any]) -> None:
-    """The tables the README shows."""
+    """The tables the README shows (of the parts that ran)."""
+    if "editors" in results:
+        _print_editors(results)
+    if "shared" in results:
+        _print_shared(results)
+    if "hop" in results:
+        _print_hop(results)
+
+
+def _print_editors(results: dict[str, Any]) -> None:
     print("\n### Editors on one llama-server (pause method, every keystroke)\n")
     print("| editors | keystrokes | p50 ms | p99 ms | p99 vs 1 editor | server generated tok/s | timeouts |")
     print("|---|---|---|---|---|---|---|")
@@ -236,6 +245,9 @@ def print_tables(results: dict[str, Any]) -> None:
     for row in results["editors"]:
         print(f"| {row['editors']} | {row['keystrokes']} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f} | "
               f"{row['p99_ms'] / base:.2f}x | {row['server_tokens_per_s']:.1f} | {row['timeouts']} |")
+
+
+def _print_shared(results: dict[str, Any]) -> None:
     shared = results["shared"]
     print(f"\n### {shared['with_redis']['editors']} editors typing the same file, a few seconds apart\n")
     print("| shared tier | keystrokes answered from a cache | from Redis | p50 ms | p99 ms |")
@@ -244,6 +256,9 @@ def print_tables(results: dict[str, Any]) -> None:
         row = shared[label]
         print(f"| {'Redis' if label == 'with_redis' else 'none (memory only)'} | {row['cache_hit_rate']:.0%} | "
               f"{row['redis_hit_rate']:.0%} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f} |")
+
+
+def _print_hop(results: dict[str, Any]) -> None:
     hop = results["hop"]
     print("\n### One editor: in-process vs llama-server on loopback (same model, same files)\n")
     print("| engine | keystrokes | p50 ms | p99 ms | model keystrokes p50 ms |")
@@ -266,6 +281,7 @@ def main() -> int:
     parser.add_argument("--stagger-s", type=float, default=4.0)
     parser.add_argument("--hop-files", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="llama-server threads")
+    parser.add_argument("--parts", default="editors,shared,hop", help="which parts to run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "team.json"))
     args = parser.parse_args()
     counts = [int(n) for n in args.editors.split(",")]
@@ -280,10 +296,14 @@ def main() -> int:
         print(f"llama-server {server_url} ({max(counts)} slots), redis {redis_url}", file=sys.stderr)
         results: dict[str, Any] = {"started": started, "cpus": os.cpu_count(), "chars": args.chars,
                                    "interval_ms": args.interval_ms, "model": model.name, "server_threads": args.threads}
-        results["editors"] = asyncio.run(part_editors(counts, server_url, redis_url, args.chars, args.interval_ms))
-        results["shared"] = asyncio.run(part_shared(args.shared_editors, server_url, redis_url, args.chars,
-                                                    args.interval_ms, args.stagger_s))
-        results["hop"] = asyncio.run(part_hop(server_url, args.chars, args.interval_ms, args.hop_files))
+        parts = args.parts.split(",")
+        if "editors" in parts:
+            results["editors"] = asyncio.run(part_editors(counts, server_url, redis_url, args.chars, args.interval_ms))
+        if "shared" in parts:
+            results["shared"] = asyncio.run(part_shared(args.shared_editors, server_url, redis_url, args.chars,
+                                                        args.interval_ms, args.stagger_s))
+        if "hop" in parts:
+            results["hop"] = asyncio.run(part_hop(server_url, args.chars, args.interval_ms, args.hop_files))
     finally:
         server.kill()
         redis_server.kill()

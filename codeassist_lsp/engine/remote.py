@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,11 +146,15 @@ class RemoteBackend:
         verify: Any = settings.ca_bundle or settings.verify_tls
         first_byte = settings.timeout_ms / 1000 if settings.timeout_ms > 0 else FIRST_BYTE_TIMEOUT_S[tier]
         self.first_byte_timeout = first_byte
-        self._client = httpx.Client(
-            base_url=self.base_url, headers=headers, verify=verify,
-            timeout=httpx.Timeout(first_byte, connect=min(first_byte, 2.0)),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=60),
-        )
+        # One pooled keep-alive client; a failed connect is retried once (nothing was sent: idempotent),
+        # nothing else is (a generation half streamed is not repeated behind the user's back).
+        transport = httpx.HTTPTransport(
+            verify=verify, retries=1,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=60))
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
+                                    timeout=httpx.Timeout(first_byte, connect=min(first_byte, 2.0)))
+        self._drain_lock = threading.Condition()
+        self._draining = 0
         # What the user should know about this tier's server (status command).
         self.last_error = ""
         self.requests = 0
@@ -226,18 +231,23 @@ class RemoteBackend:
         if delay > 0 and cancel.wait(delay):
             result.finish_reason = "cancelled"
             return result
+        if not self._wait_for_drained(cancel):
+            result.finish_reason = "cancelled"
+            return result
         path, body = self._body(request)
         self.requests += 1
         started = time.perf_counter()
+        answered = threading.Event()
         try:
             with self._client.stream("POST", path, json=body) as response:
-                closer = _close_on_cancel(cancel, response)
+                closer = _close_on_cancel(cancel, response, self._drain_until(answered))
                 try:
                     if response.status_code >= 400:
                         response.read()
                         raise self._unavailable(f"HTTP {response.status_code}: {response.text[:200]}")
-                    self._stream(response, request, cancel, on_partial, result, started)
+                    self._stream(response, request, cancel, on_partial, result, started, answered)
                 finally:
+                    answered.set()
                     closer()
         except RemoteUnavailable:
             raise
@@ -249,8 +259,49 @@ class RemoteBackend:
         self.last_error = ""
         return result
 
+    # -- superseded requests drain their prompt --------------------------------------------
+
+    def _drain_until(self, answered: threading.Event) -> Callable[[str], bool]:
+        """For the completion tier: whether a cancel (by its reason) lets the server finish the prompt.
+
+        A keystroke supersedes a request while the server still reads its prompt. Closing then
+        throws that work away (llama-server gives the next request whichever slot is idle, and a
+        half-read prompt rarely makes it the same one), so with several editors on one busy server no
+        prompt ever completes. Instead the superseded request stays open until the server answers
+        (its first token; then it is closed), and the next request of this editor waits for that:
+        it finds its prompt's head in the slot's cache, as the local engine keeps its KV cache.
+        """
+        def drain(reason: str) -> bool:
+            if self.tier != "completion" or reason != "superseded" or answered.is_set():
+                return False
+            with self._drain_lock:
+                self._draining += 1
+
+            def finished() -> None:
+                answered.wait(self.first_byte_timeout)
+                with self._drain_lock:
+                    self._draining -= 1
+                    self._drain_lock.notify_all()
+
+            threading.Thread(target=finished, name="codeassist-remote-drain", daemon=True).start()
+            return True
+
+        return drain
+
+    def _wait_for_drained(self, cancel: CancelFlag) -> bool:
+        """Wait until no superseded request is still reading its prompt; False when cancelled meanwhile."""
+        deadline = time.monotonic() + self.first_byte_timeout
+        with self._drain_lock:
+            while self._draining and not cancel.is_set:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._drain_lock.wait(min(left, 0.05))
+        return not cancel.is_set
+
     def _stream(self, response: Any, request: GenerationRequest, cancel: CancelFlag,
-                on_partial: PartialCallback | None, result: GenerationResult, started: float) -> None:
+                on_partial: PartialCallback | None, result: GenerationResult, started: float,
+                answered: threading.Event) -> None:
         first = None
         delivered = False
         chunks = 0
@@ -268,6 +319,7 @@ class RemoteBackend:
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 raise self._unavailable(f"malformed answer ({type(error).__name__}): {data[:120]!r}") from error
             now = time.perf_counter()
+            answered.set()
             if first is None:
                 first = now
                 result.prompt_ms = (now - started) * 1000
@@ -400,22 +452,38 @@ def _account(event: dict[str, Any], result: GenerationResult) -> None:
         result.generated_tokens = int(usage.get("completion_tokens", result.generated_tokens))
 
 
-def _close_on_cancel(cancel: CancelFlag, response: Any) -> Callable[[], None]:
-    """Close the response when the request is cancelled while blocked on the server; returns a stopper."""
+def _close_on_cancel(cancel: CancelFlag, response: Any, drains: Callable[[str], bool]) -> Callable[[], None]:
+    """Close the response when the request is cancelled while blocked on the server (unless `drains`
+    says the server should finish reading the prompt first); returns a stopper."""
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
             if cancel.wait(0.05):
-                if not done.is_set():
-                    try:
-                        response.close()
-                    except Exception:  # closing from another thread may race the reader: harmless
-                        log.debug("closing a cancelled stream", exc_info=True)
+                if not done.is_set() and not drains(cancel.reason):
+                    _hang_up(response)
                 return
 
     threading.Thread(target=watch, name="codeassist-remote-cancel", daemon=True).start()
     return done.set
+
+
+def _hang_up(response: Any) -> None:
+    """End a stream another thread is blocked reading: shut the socket down (a plain close would not
+    wake that read until the server's next byte), so the server sees the client gone at once."""
+    try:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+    except Exception:  # an unexpected transport: the close below still ends it at the next byte
+        log.debug("could not shut the stream's socket down", exc_info=True)
+    try:
+        response.close()
+    except Exception:  # closing from another thread may race the reader: harmless
+        log.debug("closing a cancelled stream", exc_info=True)
 
 
 class FailoverBackend:

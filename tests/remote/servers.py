@@ -85,6 +85,8 @@ class ScriptedServer:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = threading.Event()
+        self.arrivals: list[float] = []  # time.monotonic() of each POST
+        self.first_events: list[float] = []  # when each answer's first event was written
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,6 +108,7 @@ class ScriptedServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", "0"))
+                scripted.arrivals.append(time.monotonic())
                 scripted.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
                 scripted.headers.append(dict(self.headers))
                 scripted.serve(self)
@@ -150,6 +153,15 @@ class ScriptedServer:
                 handler.wfile.write(_event(" a"))
                 handler.wfile.flush()
                 time.sleep(30)  # then nothing: a server that hangs mid-stream
+            elif mode == "prompt":
+                # A long prompt: the first token comes after a second, then tokens slowly.
+                time.sleep(1.0)
+                for _ in range(200):
+                    handler.wfile.write(_event(" a"))
+                    handler.wfile.flush()
+                    if len(self.first_events) < len(self.arrivals):
+                        self.first_events.append(time.monotonic())
+                    time.sleep(0.05)
             elif mode in ("endless", "slow"):
                 # Tokens forever (endless), or slowly until the client leaves (slow).
                 for _ in range(100_000):

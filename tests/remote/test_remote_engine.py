@@ -3,6 +3,7 @@ and its faults against a scripted server (only for what a real one cannot do on 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
@@ -241,3 +242,77 @@ def test_llama_server_infill_gets_the_related_snippets_as_input_extra(tmp_path: 
     finally:
         process.kill()
         process.wait(10)
+
+
+async def test_over_lsp_both_tiers_on_the_server_and_the_status_says_so(llama_server: LlamaCppServer) -> None:
+    from lsprotocol import types
+
+    from tests.lsp.helpers import end_position, initialize, inline_params, open_document, running_server, wait_for_model
+
+    remote = {"engine": "remote", "remote": {"url": llama_server.url, "model": "gemma-3-270m", "timeoutMs": 60000}}
+    options = {"model": remote, "actions": {"model": remote}, "cache": {"disk": False},
+               "completion": {"lineBudgetMs": 0, "guessBelow": 0, "answerWithinMs": 0}}
+    async with running_server(options) as (client, _result):
+        report = await wait_for_model(client)
+        assert report["model"]["state"] == "ready", report["model"]
+        assert report["model"]["engine"] == "remote" and report["model"]["remote"]["state"] == "up"
+        assert report["model"]["remote"]["url"] == llama_server.url
+        uri = "file:///tmp/remote_lsp/area.py"
+        open_document(client, uri, DOCUMENT)
+        answer = await client.text_document_inline_completion_async(inline_params(uri, end_position(DOCUMENT)))
+        assert answer is not None and answer.items and answer.items[0].insert_text.strip()
+        deadline = time.monotonic() + 60
+        while True:  # the quality tier connects when the model thread is first idle
+            report = await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="codeassist.status", arguments=[]))
+            if report["qualityModel"]["state"] != "loading" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert report["qualityModel"]["engine"] == "remote", report["qualityModel"]
+        assert report["model"]["remote"]["requests"] >= 1
+
+
+def test_a_request_superseded_while_the_server_reads_its_prompt_lets_it_finish_the_prompt() -> None:
+    # Closing it at once would throw the server's prompt work away; the next keystroke's request
+    # waits for the first token instead, and then finds that prompt in the server's cache.
+    with ScriptedServer("prompt") as server:
+        remote = RemoteBackend(RemoteSettings(url=server.url), "completion")
+        first, second = CancelFlag(), CancelFlag()
+        outcomes: list[Any] = []
+        runner = threading.Thread(target=lambda: outcomes.append(
+            remote.run(_request(remote, DOCUMENT, max_tokens=100), first)))
+        try:
+            runner.start()
+            time.sleep(0.3)
+            first.cancel("superseded")  # a newer keystroke
+            follower = threading.Thread(target=lambda: outcomes.append(
+                remote.run(_request(remote, DOCUMENT + "x", max_tokens=2), second)))
+            follower.start()
+            runner.join(10)
+            follower.join(10)
+            assert [o.finish_reason for o in outcomes][:1] == ["cancelled"]
+            assert len(server.arrivals) == 2 and server.first_events
+            # The second request was sent only after the server answered the first.
+            assert server.arrivals[1] >= server.first_events[0]
+        finally:
+            remote.close()
+
+
+def test_a_request_the_client_cancels_closes_at_once_even_before_the_first_token() -> None:
+    with ScriptedServer("prompt") as server:
+        remote = RemoteBackend(RemoteSettings(url=server.url), "completion")
+        cancel = CancelFlag()
+        outcome: list[Any] = []
+        runner = threading.Thread(target=lambda: outcome.extend(
+            (remote.run(_request(remote, DOCUMENT, max_tokens=100), cancel), time.monotonic())))
+        try:
+            runner.start()
+            time.sleep(0.3)
+            cancel.cancel("client cancelled the request")
+            runner.join(10)
+            assert outcome and outcome[0].finish_reason == "cancelled"
+            server.disconnects.wait(5)
+            # Given up before the server's first token (the server learns it when it writes that token).
+            assert not server.first_events or outcome[1] < server.first_events[0]
+        finally:
+            remote.close()
