@@ -19,8 +19,9 @@ class RemoteSettings:
     url: str | None = None
     """The server's base URL, e.g. http://gpu-box:8080 (llama-server), http://gpu-box:8000 (vLLM)."""
     protocol: str = "openai"
-    """"openai" (`/v1/completions`: vLLM, llama-server, llama_cpp.server, Ollama) or "llama-infill"
-    (llama-server's `/infill`, related snippets as `input_extra`; other prompts via `/completion`)."""
+    """"openai" (`/v1/completions`: vLLM, llama-server, llama_cpp.server, Ollama), "llama-infill"
+    (llama-server's `/infill`, related snippets as `input_extra`; other prompts via `/completion`) or
+    "openai-chat" (`/v1/chat/completions` only; for the quality tier of a server that only chats)."""
     model: str = ""
     """The model name the server knows; also picks FIM tokens and chat template from our registry
     (e.g. "qwen2.5-coder-1.5b" or an id containing "qwen2.5-coder")."""
@@ -330,8 +331,12 @@ def _check_engine(section: str, model: ModelSettings) -> None:
         if "@" in remote.url.split("//", 1)[1].split("/", 1)[0]:
             raise ValueError(f"{section}.remote.url must not hold credentials; name an environment variable "
                              f"in {section}.remote.apiKeyEnv instead")
-    if remote.protocol not in ("openai", "llama-infill"):
-        raise ValueError(f"{section}.remote.protocol must be 'openai' or 'llama-infill', not {remote.protocol!r}")
+    if remote.protocol not in ("openai", "openai-chat", "llama-infill"):
+        raise ValueError(f"{section}.remote.protocol must be 'openai', 'openai-chat' or 'llama-infill', "
+                         f"not {remote.protocol!r}")
+    if remote.protocol == "openai-chat" and section == "model" and model.engine == "remote":
+        raise ValueError("model.remote.protocol 'openai-chat' cannot serve inline completion (it needs raw "
+                         "completions for fill-in-the-middle); use 'openai' or 'llama-infill'")
     if remote.fim_tokens and len(remote.fim_tokens) != 3:
         raise ValueError(f"{section}.remote.fimTokens must be [prefix, suffix, middle]")
 

@@ -128,6 +128,8 @@ class RemoteBackend:
         fim = tuple(settings.fim_tokens) or (self.spec.fim_tokens if self.spec else ())
         self._fim_strings = fim if len(fim) == 3 else ()
         self._chat_template = settings.chat_template or (self.spec.chat_template_name if self.spec else "")
+        if settings.protocol == "openai-chat":
+            self._chat_template = "chatml"  # the actions' messages travel as ChatML, parsed back into messages
         self.stop: tuple[str, ...] = self.spec.stop if self.spec else ()
         chat_specials = ("<|im_start|>", "<|im_end|>") if self._chat_template == "chatml" else (
             ("<start_of_turn>", "<end_of_turn>") if self._chat_template == "gemma" else ())
@@ -382,6 +384,8 @@ class RemoteBackend:
                     "stop": stops, **common}
             return "/infill", body
         prompt = redact(self.codec.decode(tokens)).text
+        if self.settings.protocol == "openai-chat":
+            return "/v1/chat/completions", self._chat_body(prompt, max_tokens, stops, common)
         if self.settings.protocol == "llama-infill":
             return "/completion", {"prompt": prompt, "n_predict": max_tokens, "cache_prompt": True,
                                    "stop": stops, **common}
@@ -389,6 +393,26 @@ class RemoteBackend:
         if self.settings.model:
             body["model"] = self.settings.model
         return "/v1/completions", body
+
+    def _chat_body(self, prompt: str, max_tokens: int, stops: list[str], common: dict[str, Any]) -> dict[str, Any]:
+        """`/v1/chat/completions` for a server that only chats: the ChatML prompt the actions rendered,
+        back as messages; text the answer must start with (the primer) as a final assistant message
+        the server continues (llama-server prefills it; vLLM with continue_final_message)."""
+        messages = [{"role": role, "content": content} for role, content, _end in _CHATML.findall(prompt)]
+        if not messages:  # not a chat prompt (e.g. a plain document): the whole text as the user's
+            messages = [{"role": "user", "content": prompt}]
+        body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens,
+                                "stop": [s for s in stops if s not in ("<|im_end|>", "<|im_start|>")] or None,
+                                **common}
+        last = messages[-1]
+        if last["role"] == "assistant":
+            if last["content"]:
+                body.update(continue_final_message=True, add_generation_prompt=False)
+            else:
+                messages.pop()
+        if self.settings.model:
+            body["model"] = self.settings.model
+        return body
 
     def _unavailable(self, detail: str) -> RemoteUnavailable:
         self.last_error = detail
@@ -407,6 +431,10 @@ class RemoteBackend:
     def close(self) -> None:
         """Close the pooled connections."""
         self._client.close()
+
+
+# One ChatML message: role, content, and whether it was closed (the last may be an open primer).
+_CHATML = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(<\|im_end\|>\n?|\Z)", re.S)
 
 
 def _is_fim(tokens: tuple[int, ...], fim: tuple[int, int, int]) -> bool:
@@ -428,8 +456,13 @@ def _events(response: Any) -> Iterator[str]:
 
 def _piece(event: dict[str, Any]) -> tuple[str, str | None]:
     """(new text, finish reason or None) from one OpenAI or llama-server event."""
-    if "choices" in event:  # OpenAI /v1/completions
+    if "choices" in event:  # OpenAI /v1/completions, /v1/chat/completions
+        if not event["choices"]:
+            return "", None  # e.g. a final usage-only event
         choice = event["choices"][0]
+        if "delta" in choice or "message" in choice:
+            content = (choice.get("delta") or choice.get("message") or {}).get("content")
+            return str(content or ""), choice.get("finish_reason")
         return str(choice.get("text") or ""), choice.get("finish_reason")
     if "content" in event:  # llama-server /completion and /infill
         stop = event.get("stop")

@@ -80,8 +80,10 @@ class LlamaCppServer:
 class ScriptedServer:
     """An HTTP server answering /v1/completions the way `mode` says, recording what it received."""
 
-    def __init__(self, mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) PEM files to serve https."""
         self.mode = mode
+        self.scheme = "https" if tls else "http"
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = threading.Event()
@@ -115,13 +117,19 @@ class ScriptedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         """The base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ScriptedServer:
         self.thread.start()
@@ -168,6 +176,11 @@ class ScriptedServer:
                     handler.wfile.write(_event(" a"))
                     handler.wfile.flush()
                     time.sleep(0.001 if mode == "endless" else 0.05)
+            elif mode == "chat":  # /v1/chat/completions deltas
+                for piece in ("Adds", " two numbers."):
+                    data = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    handler.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+                handler.wfile.write(b"data: [DONE]\n\n")
             else:  # ok: a short answer
                 for piece in ("x", " = ", "1\n"):
                     handler.wfile.write(_event(piece))

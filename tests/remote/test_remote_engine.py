@@ -316,3 +316,68 @@ def test_a_request_the_client_cancels_closes_at_once_even_before_the_first_token
             assert not server.first_events or outcome[1] < server.first_events[0]
         finally:
             remote.close()
+
+
+def test_a_chat_only_server_gets_the_actions_prompt_as_messages_with_the_primer_continued() -> None:
+    from codeassist_lsp.actions.prompts import build_prompt, prompt_tokens
+    from codeassist_lsp.context.languages import language_for
+
+    with ScriptedServer("chat") as server:
+        remote = RemoteBackend(RemoteSettings(url=server.url, protocol="openai-chat", model="team-coder"), "quality")
+        try:
+            prompt = build_prompt(remote, language=language_for("python"), user="Explain: def add(a, b): return a + b",
+                                  primer="This function", plain="")
+            assert prompt.chat
+            result = remote.run(GenerationRequest(prompt_tokens=tuple(prompt_tokens(remote, prompt)), max_tokens=32,
+                                                  tier="quality"), CancelFlag())
+            assert result.text == "Adds two numbers."
+            body = server.bodies[-1]
+            roles = [m["role"] for m in body["messages"]]
+            assert roles == ["system", "user", "assistant"], body["messages"]
+            assert body["messages"][1]["content"] == "Explain: def add(a, b): return a + b"
+            assert body["messages"][2]["content"] == "This function"
+            assert body["continue_final_message"] is True and body["model"] == "team-coder"
+        finally:
+            remote.close()
+
+
+def test_chat_protocol_against_a_real_server(llama_server: LlamaCppServer) -> None:
+    from codeassist_lsp.actions.prompts import build_prompt, prompt_tokens
+    from codeassist_lsp.context.languages import language_for
+
+    remote = RemoteBackend(RemoteSettings(url=llama_server.url, protocol="openai-chat", model="gemma-3-270m",
+                                          timeout_ms=60000), "quality")
+    try:
+        prompt = build_prompt(remote, language=language_for("python"), user="Say hello.", primer="", plain="")
+        result = remote.run(GenerationRequest(prompt_tokens=tuple(prompt_tokens(remote, prompt)), max_tokens=12,
+                                              tier="quality"), CancelFlag())
+        assert result.text.strip() and result.finish_reason in ("stop", "length")
+    finally:
+        remote.close()
+
+
+def test_the_completion_tier_refuses_the_chat_protocol() -> None:
+    from codeassist_lsp.errors import InvalidSettings
+
+    with pytest.raises(InvalidSettings, match="cannot serve inline completion"):
+        parse_settings({"model": {"engine": "remote", "remote": {"url": "http://x:1", "protocol": "openai-chat"}}})
+
+
+def test_tls_is_verified_and_a_team_ca_bundle_is_trusted(tmp_path: Path, told: list[ComponentUnavailable]) -> None:
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with ScriptedServer("ok", tls=(cert, key)) as server:
+        assert server.url.startswith("https://")
+        untrusted = RemoteBackend(RemoteSettings(url=server.url), "completion")
+        with pytest.raises(RemoteUnavailable, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            untrusted.run(_request(untrusted, DOCUMENT), CancelFlag())
+        untrusted.close()
+        trusted = RemoteBackend(RemoteSettings(url=server.url, ca_bundle=str(cert)), "completion")
+        try:
+            assert trusted.run(_request(trusted, DOCUMENT), CancelFlag()).text == "x = 1\n"
+        finally:
+            trusted.close()
