@@ -22,10 +22,10 @@ class RemoteSettings:
     """"openai" (`/v1/completions`: vLLM, llama-server, llama_cpp.server, Ollama), "llama-infill"
     (llama-server's `/infill`, related snippets as `input_extra`; other prompts via `/completion`) or
     "openai-chat" (`/v1/chat/completions` only; for the quality tier of a server that only chats)."""
-    model: str = ""
+    model: str | None = None
     """The model name the server knows; also picks FIM tokens and chat template from our registry
     (e.g. "qwen2.5-coder-1.5b" or an id containing "qwen2.5-coder")."""
-    api_key_env: str = ""
+    api_key_env: str | None = None
     """Name of the environment variable that holds the API key (sent as a Bearer token); never the key itself."""
     verify_tls: bool = True
     """Check the server's certificate for https URLs."""
@@ -35,7 +35,7 @@ class RemoteSettings:
     """Longest wait for the server's first byte (and between two bytes); 0 = by tier (completion 5,000 ms, quality 30,000 ms)."""
     fim_tokens: list[str] = attrs.Factory(list)
     """[prefix, suffix, middle] FIM token strings for a model our registry does not know."""
-    chat_template: str = ""
+    chat_template: str | None = None
     """The chat template name (e.g. "chatml", "gemma", "llama3") for a model our registry does not know."""
     fallback: bool = True
     """When the server is down, answer with the local model of this tier (if installed) until it is back."""
