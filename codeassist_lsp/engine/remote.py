@@ -364,7 +364,10 @@ class RemoteBackend:
         stops = list(dict.fromkeys((*request.stop, *self.stop)))
         fim = self.fim_tokens()
         tokens = request.prompt_tokens
-        max_tokens = max(request.max_tokens, 0)
+        # A prewarm (0 tokens) reads the prompt into the server's cache: llama-server takes n_predict 0;
+        # the OpenAI API gets 1 (llama_cpp.server reads 0 as "up to the context size", vLLM refuses it).
+        n_predict = max(request.max_tokens, 0)
+        max_tokens = max(request.max_tokens, 1)
         # No repetition penalty, as locally (llama_cpp.server defaults to 1.1; vLLM names it differently).
         common: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p,
                                   "top_k": sampling.top_k, "seed": sampling.seed, "stream": True,
@@ -380,14 +383,14 @@ class RemoteBackend:
             if request.related and 0 < request.header_chars <= len(head):
                 head = head[request.header_chars:]  # the related snippets travel as input_extra instead
             body = {"input_prefix": redact(head).text, "input_suffix": redact(self.codec.decode(tokens[split + 1:end])).text,
-                    "input_extra": extra, "prompt": "", "n_predict": max_tokens, "cache_prompt": True,
+                    "input_extra": extra, "prompt": "", "n_predict": n_predict, "cache_prompt": True,
                     "stop": stops, **common}
             return "/infill", body
         prompt = redact(self.codec.decode(tokens)).text
         if self.settings.protocol == "openai-chat":
             return "/v1/chat/completions", self._chat_body(prompt, max_tokens, stops, common)
         if self.settings.protocol == "llama-infill":
-            return "/completion", {"prompt": prompt, "n_predict": max_tokens, "cache_prompt": True,
+            return "/completion", {"prompt": prompt, "n_predict": n_predict, "cache_prompt": True,
                                    "stop": stops, **common}
         body = {"prompt": prompt, "max_tokens": max_tokens, "stop": stops or None, **common}
         if self.settings.model:

@@ -381,3 +381,15 @@ def test_tls_is_verified_and_a_team_ca_bundle_is_trusted(tmp_path: Path, told: l
             assert trusted.run(_request(trusted, DOCUMENT), CancelFlag()).text == "x = 1\n"
         finally:
             trusted.close()
+
+
+def test_a_prewarm_reads_the_prompt_without_asking_for_an_unbounded_answer() -> None:
+    # llama_cpp.server reads max_tokens 0 as "up to the context size": a prewarm asks for one token.
+    with ScriptedServer("ok") as server:
+        remote = RemoteBackend(RemoteSettings(url=server.url), "completion")
+        try:
+            remote.run(GenerationRequest(prompt_tokens=tuple(remote.tokenize(DOCUMENT)), max_tokens=0,
+                                         kind="prewarm"), CancelFlag())
+            assert server.bodies[-1]["max_tokens"] == 1
+        finally:
+            remote.close()
