@@ -145,7 +145,15 @@ class RemoteBackend:
                     f"The environment variable {settings.api_key_env} (remote.apiKeyEnv) holds no API key.",
                     hint="Set it in the environment the editor starts codeassist from.")
             headers["Authorization"] = f"Bearer {key}"
-        verify: Any = settings.ca_bundle or settings.verify_tls
+        verify: Any = settings.verify_tls
+        if settings.ca_bundle:  # a team CA: trusted instead of the system's
+            import ssl
+
+            try:
+                verify = ssl.create_default_context(cafile=settings.ca_bundle)
+            except (OSError, ssl.SSLError) as error:
+                raise RemoteUnavailable(f"The CA bundle {settings.ca_bundle} (remote.caBundle) cannot be read ({error}).",
+                                        hint="Point it at a PEM file of CA certificates.") from error
         first_byte = settings.timeout_ms / 1000 if settings.timeout_ms > 0 else FIRST_BYTE_TIMEOUT_S[tier]
         self.first_byte_timeout = first_byte
         # One pooled keep-alive client; a failed connect is retried once (nothing was sent: idempotent),
