@@ -134,10 +134,18 @@ class ActionsSettings:
     """Explain the function, class or call under the mouse on hover."""
     hover_debounce_ms: int = 250
     """Wait this long after a hover before asking the model (editors send many)."""
-    best_of_n: int = 3
-    """Candidates sampled for "generate from comment"; the best verified one is returned (1 = greedy only)."""
+    best_of_n: int = attrs.field(default=8, validator=[attrs.validators.ge(1), attrs.validators.le(8)])
+    """Most candidates for "generate from comment" (1-8; 1 = greedy only): as many as the measured speed fits
+    in `bestOfNBudgetMs` are generated, the invalid ones filtered, the rest ranked by tests passed, then
+    agreement between candidates, then the score."""
     best_of_n_budget_ms: int = 2500
     """No candidate is started that would end after this (the first always runs); keeps generate near 3 s."""
+    run_tests: bool = True
+    """Test stage for generated Python: the docstring's doctests/examples, `# assert` examples in the comment
+    and the workspace's pytest tests that import the function, run in a sandbox; results in the action's title."""
+    sandbox: str = attrs.field(default="auto", validator=attrs.validators.in_(("auto", "bwrap", "unshare", "rlimits")))
+    """How the test stage isolates code: "auto" (bubblewrap, else unshare, else "rlimits": resource limits only,
+    network and file isolation OFF, said in status and the log)."""
     temperature: float = 0.7
     """Sampling temperature of the extra best-of-N candidates (the first is greedy)."""
     max_tokens: int = 192

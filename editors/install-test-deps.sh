@@ -27,6 +27,7 @@ compgen -G "/usr/share/emacs/site-lisp/elpa*/eglot*" >/dev/null || missing+=(elp
 command -v chromium >/dev/null || missing+=(chromium)
 command -v rg >/dev/null || missing+=(ripgrep)
 command -v redis-server >/dev/null || missing+=(redis-server)  # tests/test_redis_cache.py starts its own
+command -v bwrap >/dev/null || missing+=(bubblewrap)  # the test stage's sandbox (tests/verify/test_sandbox.py)
 [ -e /usr/include/krb5.h ] || [ -d "$CODE_SERVER_DIR" ] || missing+=(libkrb5-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"

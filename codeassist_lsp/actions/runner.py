@@ -34,6 +34,8 @@ from codeassist_lsp.engine.base import GenerationRequest, GenerationResult, Samp
 from codeassist_lsp.engine.postprocess import block_stop, combine_stops
 from codeassist_lsp.errors import ModelNotAvailable
 from codeassist_lsp.verify import SecurityPolicy
+from codeassist_lsp.verify import execution as execution_stage
+from codeassist_lsp.verify.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,11 @@ HOVER_EXPECTED_TOKENS = 40
 QUALITY_LOAD_WAIT_S = 30.0
 
 ProgressCallback = Callable[[str, int | None], None]
+# A candidate filter: (document before, document after the candidate's edit, language id, path) -> why the
+# candidate is rejected, or None to keep it. Runs off the event loop, after syntax and SAST, before the test
+# stage; ActionRunner.candidate_filters starts as a copy of this list (the type-check stage adds itself here).
+CandidateFilter = Callable[[str, str, str | None, str], str | None]
+CANDIDATE_FILTERS: list[CandidateFilter] = []
 
 
 @attrs.define
@@ -77,11 +84,27 @@ class Candidate:
     defects: int = 0
     reviewer: float | None = None
     """Mean log-probability of the comment/docstring given this candidate's code (None: not scored)."""
+    rejected: str = ""
+    """Why a candidate filter (e.g. the type check) rejected it after verification ('' = not rejected)."""
+    execution: execution_stage.ExecutionReport | None = None
+    """What the test stage ran for it and what passed (None: not run)."""
+    agreement: float = 0.0
+    """How much its outputs agree with the other candidates' on the same inputs (CodeT / MBR-exec)."""
 
     @property
     def accepted(self) -> bool:
-        """Whether it passed verification."""
-        return self.checked is not None and self.checked.accepted
+        """Whether it passed verification (and every candidate filter)."""
+        return self.checked is not None and self.checked.accepted and not self.rejected
+
+    @property
+    def tests_passed(self) -> int:
+        """Doctests, asserts and workspace tests it passed (0 when none ran)."""
+        return self.execution.passed if self.execution is not None else 0
+
+    @property
+    def rank(self) -> tuple[int, float, float]:
+        """Best-of-N order: tests passed, then agreement with the other candidates, then the score."""
+        return (self.tests_passed, self.agreement, self.score)
 
 
 @attrs.define
@@ -93,12 +116,14 @@ class ActionOutcome:
     candidates: list[Candidate] = attrs.Factory(list)
     reason: str = ""
     elapsed_ms: float = 0.0
+    summary: str = ""
+    """What the test stage found for the chosen edit, e.g. "3/3 doctests pass" ('' when nothing ran)."""
 
     @property
     def best(self) -> Candidate | None:
-        """The chosen candidate (the accepted one with the highest score)."""
+        """The chosen candidate: the accepted one that ranks highest (see Candidate.rank)."""
         accepted = [c for c in self.candidates if c.accepted]
-        return max(accepted, key=lambda c: c.score) if accepted else None
+        return max(accepted, key=lambda c: c.rank) if accepted else None
 
 
 class HoverCache:
@@ -162,6 +187,24 @@ def score_candidates(candidates: list[Candidate]) -> None:
         candidate.score = score
 
 
+def rank_candidates(candidates: list[Candidate]) -> Candidate | None:
+    """Score the candidates, set each accepted one's agreement with the others, return the best (or None)."""
+    score_candidates(candidates)
+    accepted = [c for c in candidates if c.accepted]
+    for candidate, agreement in zip(accepted, execution_stage.agreement([c.execution for c in accepted])):
+        candidate.agreement = agreement
+    return max(accepted, key=lambda c: c.rank) if accepted else None
+
+
+def comment_above(text: str, offset: int, marker: str = "#") -> str:
+    """The block of comment lines right above the line holding offset (where `# assert ...` examples are)."""
+    lines = text[:line_start(text, offset)].split("\n")[:-1]
+    block: list[str] = []
+    while lines and lines[-1].strip().startswith(marker):
+        block.insert(0, lines.pop())
+    return "\n".join(block) + ("\n" if block else "")
+
+
 def _reporting_progress(stop_check: Any, max_tokens: int, report: ProgressCallback,
                         loop: asyncio.AbstractEventLoop) -> Any:
     """The stop check, also reporting progress: it runs once per generated token (on the model thread)."""
@@ -187,6 +230,8 @@ class ActionRunner:
         self.settings = settings
         self.stats = stats if stats is not None else {}
         self.progress = progress
+        self.candidate_filters: list[CandidateFilter] = list(CANDIDATE_FILTERS)
+        self._sandbox: Sandbox | None = None
 
     # -- model calls ----------------------------------------------------------------------------
 
@@ -324,16 +369,78 @@ class ActionRunner:
             sampling = Sampling() if index == 0 else Sampling(temperature=settings.temperature, seed=index)
             result = await self.generate(prompt, max_tokens=settings.max_tokens, sampling=sampling, stop_check=stop)
             outcome.candidates.append(await self._check_generated(target, view, prompt, result, index))
+        await self._filter_candidates(view, path, outcome.candidates)
         if (time.perf_counter() - started) * 1000 < settings.best_of_n_budget_ms:
             await self._review_candidates(header, view, outcome.candidates)  # prompt evaluation only
-        score_candidates(outcome.candidates)
-        best = outcome.best
+        await self._execute_candidates(target, view, path, comment_above(view.text, anchor) + header,
+                                       outcome.candidates)
+        best = rank_candidates(outcome.candidates)
         if best is None or best.checked is None:
-            reasons = {c.checked.reason for c in outcome.candidates if c.checked is not None} - {""}
+            reasons = ({c.checked.reason for c in outcome.candidates if c.checked is not None}
+                       | {c.rejected for c in outcome.candidates}) - {""}
             outcome.reason = "no candidate passed verification" + (f" ({'; '.join(sorted(reasons))})" if reasons else "")
             return outcome
         outcome.replacement = best.checked.replacement
+        if best.execution is not None:
+            outcome.summary = best.execution.summary()
         return outcome
+
+    async def _filter_candidates(self, view: DocumentView, path: str, candidates: list[Candidate]) -> None:
+        """Run the candidate filters (e.g. the type check) on the accepted candidates, off the event loop."""
+        if not self.candidate_filters:
+            return
+        language_id = view.language.name if view.language is not None else None
+        for candidate in candidates:
+            if not candidate.accepted or candidate.checked is None:
+                continue
+            after = candidate.checked.replacement.apply(view.text)
+            for check in self.candidate_filters:
+                reason = await asyncio.to_thread(check, view.text, after, language_id, path)
+                if reason:
+                    candidate.rejected = reason
+                    break
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox the test stage runs candidates in (isolation probed on first use)."""
+        if self._sandbox is None or self._sandbox.preferred != self.settings.sandbox:
+            self._sandbox = Sandbox(self.settings.sandbox, execution_stage.sandbox_limits())
+        return self._sandbox
+
+    async def _execute_candidates(self, target: ActionTarget, view: DocumentView, path: str, header: str,
+                                  candidates: list[Candidate]) -> None:
+        """Test stage (Python): each distinct accepted candidate runs the docstring's examples, the comment's
+        asserts and the workspace tests that import the function, in the sandbox; reports go on the candidates."""
+        language = view.language
+        accepted = [c for c in candidates if c.accepted and c.checked is not None]
+        if not self.settings.run_tests or language is None or language.name != "python" or not accepted:
+            return
+        function = target.name
+        if not function:
+            match = re.search(r"^\s*(?:async\s+)?def\s+(\w+)", accepted[0].checked.replacement.new_text, re.MULTILINE)  # type: ignore[union-attr]
+            function = match.group(1) if match else ""
+        if not function:
+            return
+        file_path = path if path and not path.startswith("file:") else ""
+        plan = await asyncio.to_thread(execution_stage.plan_tests, document=view.text, header=header, function=function,
+                                       path=file_path or None)
+        if plan.empty:
+            return
+        programs: dict[str, str] = {}
+        for candidate in accepted:
+            assert candidate.checked is not None
+            programs.setdefault(candidate.checked.replacement.new_text, candidate.checked.replacement.apply(view.text))
+        self._report(f"testing {len(programs)} candidate{'s' if len(programs) > 1 else ''}", None)
+        sandbox = self.sandbox
+
+        def run_all() -> dict[str, execution_stage.ExecutionReport]:
+            return {code: execution_stage.run_tests(plan, program, sandbox) for code, program in programs.items()}
+
+        reports = await asyncio.to_thread(run_all)
+        for candidate in accepted:
+            assert candidate.checked is not None
+            candidate.execution = reports[candidate.checked.replacement.new_text]
+        self.stats["action_test_runs"] = self.stats.get("action_test_runs", 0) + len(programs)
 
     async def _review_candidates(self, header: str, view: DocumentView, candidates: list[Candidate]) -> None:
         """The reviewer score of each distinct accepted candidate, when there is a choice to make."""

@@ -195,8 +195,9 @@ async def run_action(server: CodeassistServer, target: ActionTarget, title: str,
         except Cancelled as error:
             raise JsonRpcRequestCancelled(message=error.message) from error
     _check_version(server, target)
-    log.info("%s resolved in %.0f ms: %s", target.action, (time.perf_counter() - started) * 1000,
-             "ok" if outcome.replacement or outcome.explanation else outcome.reason)
+    log.info("%s resolved in %.0f ms: %s%s", target.action, (time.perf_counter() - started) * 1000,
+             "ok" if outcome.replacement or outcome.explanation else outcome.reason,
+             f" ({outcome.summary})" if outcome.summary else "")
     return view, outcome
 
 
@@ -273,6 +274,8 @@ def register(server: CodeassistServer) -> None:
             _nothing(server, action.title, outcome.reason or "no suggestion")
             return action
         action.edit = workspace_edit(server, view, outcome.replacement)
+        if outcome.summary:  # what the test stage ran and what passed, e.g. "(3/3 doctests pass)"
+            action.title = f"{action.title} ({outcome.summary})"
         return action
 
     @server.command(COMMAND_APPLY)

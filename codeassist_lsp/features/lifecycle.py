@@ -42,8 +42,21 @@ def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str
         "index": None if server.index is None else {"ready": server.index.ready, "root": str(server.index.root)},
         "feedback": server.feedback.summary(recent) if server.feedback is not None else {"enabled": False},
         "policy": server.policy.describe(),
+        "sandbox": _sandbox_status(server),
         **({"recent_requests": list(server.recent_requests)} if recent else {}),
     }
+
+
+def _sandbox_status(server: CodeassistServer) -> dict[str, Any]:
+    """How the test stage isolates generated code here (probed once), and what is off."""
+    from codeassist_lsp.verify.sandbox import detect_isolation
+
+    preferred = server.settings.actions.sandbox
+    if not server.settings.actions.run_tests:
+        return {"testStage": False}
+    mechanism, note = detect_isolation(preferred)
+    return {"testStage": True, "isolation": mechanism, "networkIsolated": mechanism != "rlimits",
+            "filesIsolated": mechanism != "rlimits", **({"warning": note} if note else {})}
 
 
 def _quality_status(service: Any) -> dict[str, Any]:
