@@ -416,8 +416,9 @@ class ActionRunner:
         if not self.settings.run_tests or language is None or language.name != "python" or not accepted:
             return
         function = target.name
-        if not function:
-            match = re.search(r"^\s*(?:async\s+)?def\s+(\w+)", accepted[0].checked.replacement.new_text, re.MULTILINE)  # type: ignore[union-attr]
+        if not function and accepted[0].checked is not None:  # a comment above new code: the def it wrote
+            written = accepted[0].checked.replacement.new_text
+            match = re.search(r"^\s*(?:async\s+)?def\s+(\w+)", written, re.MULTILINE)
             function = match.group(1) if match else ""
         if not function:
             return
