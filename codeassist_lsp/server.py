@@ -279,9 +279,11 @@ class CodeassistServer(LanguageServer):
 def create_server() -> CodeassistServer:
     """A server with every feature registered."""
     server = CodeassistServer()
-    from codeassist_lsp.features import code_actions, completion, documents, hover, inline_completion, lifecycle
+    from codeassist_lsp.features import (
+        agent, code_actions, completion, documents, hover, inline_completion, lifecycle,
+    )
 
-    for module in (lifecycle, documents, inline_completion, completion, code_actions, hover):
+    for module in (lifecycle, documents, inline_completion, completion, code_actions, hover, agent):
         module.register(server)
     server.diagnostics = DiagnosticsPublisher(server)
     return server

@@ -1,0 +1,5 @@
+function joinNames(names) {
+  return names.join(', ');
+}
+
+module.exports = { joinNames };

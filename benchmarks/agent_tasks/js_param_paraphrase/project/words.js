@@ -1,0 +1,5 @@
+function joinWords(words) {
+  return words.join(' ');
+}
+
+module.exports = { joinWords };

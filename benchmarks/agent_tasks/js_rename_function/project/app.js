@@ -1,0 +1,7 @@
+const { slugify } = require('./util');
+
+function postUrl(title) {
+  return '/posts/' + slugify(title);
+}
+
+module.exports = { postUrl };

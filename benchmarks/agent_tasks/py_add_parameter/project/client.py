@@ -1,0 +1,5 @@
+from net import fetch
+
+
+def home():
+    return fetch('https://example.org/')

@@ -1,0 +1,5 @@
+import transfer
+
+
+def backup(path):
+    return transfer.download(path)

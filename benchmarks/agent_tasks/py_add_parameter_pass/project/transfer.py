@@ -1,0 +1,2 @@
+def download(path):
+    return path

@@ -1,0 +1,1 @@
+MAX_ITEMS = 20

@@ -1,0 +1,5 @@
+from cart import add
+
+
+def test_add():
+    assert add([], 1) == [1]

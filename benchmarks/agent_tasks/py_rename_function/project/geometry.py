@@ -1,0 +1,6 @@
+import math
+
+
+def area(radius):
+    """The area of a circle."""
+    return math.pi * radius ** 2

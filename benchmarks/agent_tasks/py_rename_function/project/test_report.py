@@ -1,0 +1,5 @@
+from report import summary
+
+
+def test_summary():
+    assert summary([1]) == [3.14]

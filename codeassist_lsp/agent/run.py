@@ -1,0 +1,311 @@
+"""The agent: an instruction and a scope in, one checked multi-file edit (or nothing) out.
+
+Planning fits a small model: deterministic code first (a rename or an added parameter is parsed
+from the instruction and done on syntax trees), the model only for what needs judgment (a JSON
+plan when the instruction is phrased otherwise; whole-file rewrites of a few small files for other
+changes). Every staged file must pass the syntax and security checks, and the workspace's tests
+run in the sandbox before (baseline) and after; the edit is offered only when they pass after it.
+Nothing is written: the caller turns `AgentResult.changes` into one WorkspaceEdit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, verify_replacement
+from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
+from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, definitions, rename
+from codeassist_lsp.agent.workspace import StagedWorkspace
+from codeassist_lsp.verify import SecurityPolicy
+
+log = logging.getLogger(__name__)
+
+# Budgets: a small model on a CPU takes seconds per call.
+MAX_MODEL_CALLS = 6
+MAX_REWRITE_FILES = 3
+MAX_REWRITE_LINES = 200
+TIME_BUDGET_S = 600.0
+
+# Asks the quality model for text: (prompt, max_tokens) -> text.
+Generate = Callable[[ActionPrompt, int], Awaitable[str]]
+Report = Callable[[str, int | None], None]
+
+_RENAME = re.compile(r"\brename\s+(?:the\s+)?(?:function|class|method|constant|variable|helper)?\s*`?(\w+)`?"
+                     r"(?:\s*\(\))?\s+(?:to|as|into)\s+`?(\w+)`?", re.I)
+_ADD_PARAMETER = re.compile(
+    r"\badd\s+(?:a|an|the)?\s*(?:new\s+)?(?:keyword\s+)?(?:parameter|argument|param)\s+`?(\w+)`?"
+    r"(?:\s+with\s+(?:a\s+)?default(?:\s+value)?(?:\s+of)?\s+`?('[^']*'|\"[^\"]*\"|[^`\s,]+)`?)?"
+    r"\s*,?\s*(?:to|in)\s+(?:the\s+)?(?:function\s+)?`?(\w+)`?", re.I)
+_PASSED = re.compile(r"\bpass(?:es|ing)?\s+`?([^`\s]+?)`?\s+(?:for it\s+)?from\s+(?:its\s+|the\s+|all\s+|every\s+)?caller", re.I)
+
+
+@attrs.define
+class TestRun:
+    """The workspace's tests, run once in the sandbox."""
+
+    command: str
+    passed: bool
+    summary: str
+    ms: float
+
+
+@attrs.define
+class AgentResult:
+    """What the agent proposes (nothing when `changes` is empty) and why."""
+
+    changes: dict[str, Replacement] = attrs.Factory(dict)
+    """path -> the minimal replacement of the file's original text."""
+    summary: str = ""
+    plan: dict[str, Any] = attrs.Factory(dict)
+    tests_before: TestRun | None = None
+    tests_after: TestRun | None = None
+    model_calls: int = 0
+    seconds: float = 0.0
+    transcript: list[str] = attrs.Factory(list)
+
+
+def plan_from_instruction(instruction: str) -> dict[str, Any] | None:
+    """A plan read from the instruction's words without a model (rename, add a parameter), or None."""
+    match = _ADD_PARAMETER.search(instruction)
+    if match and match.group(2):
+        passed = _PASSED.search(instruction)
+        return {"operation": "add_parameter", "parameter": match.group(1), "default": match.group(2),
+                "function": match.group(3), "passed": passed.group(1) if passed else None}
+    match = _RENAME.search(instruction)
+    if match:
+        return {"operation": "rename", "old": match.group(1), "new": match.group(2)}
+    return None
+
+
+def parse_plan(text: str) -> dict[str, Any] | None:
+    """The first JSON object in a model answer, repaired where small models break it; None if none."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    depth, end = 0, -1
+    for index, char in enumerate(text[start:], start):
+        depth += char == "{"
+        depth -= char == "}"
+        if depth == 0:
+            end = index + 1
+            break
+    raw = text[start:end] if end > 0 else text[start:] + "}" * max(depth, 1)
+    for candidate in (raw, raw.replace("'", '"'), re.sub(r",\s*([}\]])", r"\1", raw.replace("'", '"'))):
+        try:
+            plan = json.loads(candidate)
+        except ValueError:
+            continue
+        return plan if isinstance(plan, dict) and isinstance(plan.get("operation"), str) else None
+    return None
+
+
+class Agent:
+    """One run of the agent on a workspace."""
+
+    def __init__(self, workspace: StagedWorkspace, generate: Generate | None, *,
+                 report: Report | None = None, policy: SecurityPolicy | None = None,
+                 time_budget_s: float = TIME_BUDGET_S) -> None:
+        self.workspace = workspace
+        self._generate = generate
+        self._report = report or (lambda message, percentage: None)
+        self.policy = policy or SecurityPolicy()
+        self.deadline = time.monotonic() + time_budget_s
+        self.result = AgentResult()
+
+    def _say(self, message: str, percentage: int | None = None) -> None:
+        self.result.transcript.append(message)
+        log.info("agent: %s", message)
+        self._report(message, percentage)
+
+    async def _ask(self, prompt: ActionPrompt, max_tokens: int) -> str:
+        if self._generate is None:
+            raise RefactorRefused("This change needs the code model, which is not available.")
+        if self.result.model_calls >= MAX_MODEL_CALLS or time.monotonic() > self.deadline:
+            raise RefactorRefused("The agent's budget (model calls or time) is spent.")
+        self.result.model_calls += 1
+        return await self._generate(prompt, max_tokens)
+
+    async def run(self, instruction: str) -> AgentResult:
+        """Plan, stage, check and test; `result.changes` is empty unless everything passed."""
+        started = time.perf_counter()
+        try:
+            await self._run(instruction)
+        except RefactorRefused as error:
+            self.result.changes = {}
+            self.result.summary = error.message
+            self._say(f"stopped: {error.message}")
+        self.result.seconds = time.perf_counter() - started
+        return self.result
+
+    async def _run(self, instruction: str) -> None:
+        self._say(f"instruction: {instruction}", 0)
+        tests = await asyncio.to_thread(find_tests, self.workspace)
+        if tests is not None:
+            self._say("running the tests before any change (baseline)", 5)
+            self.result.tests_before = await asyncio.to_thread(run_tests, self.workspace, tests, staged=False)
+            self._say(f"baseline: {self.result.tests_before.summary}")
+        plan = plan_from_instruction(instruction) or await self._model_plan(instruction)
+        self.result.plan = plan
+        self._say(f"plan: {json.dumps(plan)}", 30)
+        changed = await self._apply(plan, instruction)
+        if not changed:
+            raise RefactorRefused("The plan changed no file.")
+        self._say(f"staged: {', '.join(changed)}", 70)
+        await asyncio.to_thread(self._check)
+        if tests is not None:
+            self._say("running the tests with the staged changes", 80)
+            after = await asyncio.to_thread(run_tests, self.workspace, tests, staged=True)
+            self.result.tests_after = after
+            self._say(f"after: {after.summary}")
+            if not after.passed:
+                raise RefactorRefused(f"The workspace's tests fail with the change ({after.summary}); nothing offered.")
+        self.result.changes = {path: minimal(before, Replacement(0, len(before), after))
+                               for path, (before, after) in self.workspace.changed().items()}
+        tested = (f"; tests: {self.result.tests_before.summary if self.result.tests_before else '?'} before, "
+                  f"{self.result.tests_after.summary} after") if self.result.tests_after else "; no tests found"
+        self.result.summary = f"{_describe(plan)} in {len(self.result.changes)} file(s){tested}"
+        self._say(self.result.summary, 100)
+
+    async def _model_plan(self, instruction: str) -> dict[str, Any]:
+        """Ask the model to map the instruction onto one of our operations (strict JSON)."""
+        files = self.workspace.files()[:60]
+        user = (f"Instruction: {instruction}\nFiles: {', '.join(files)}\n"
+                "Answer with one JSON object and nothing else, one of:\n"
+                '{"operation": "rename", "old": "<name>", "new": "<name>"}\n'
+                '{"operation": "add_parameter", "function": "<name>", "parameter": "<name>", "default": "<value>", '
+                '"passed": "<value callers pass, or null>"}\n'
+                '{"operation": "edit", "files": ["<path>", ...]}  (files to rewrite, at most 3)')
+        prompt = build_prompt(self._generate_backend(), language=None, user=user, primer="{", plain=user + "\n{")
+        answer = "{" + await self._ask(prompt, 96)
+        plan = parse_plan(answer)
+        if plan is None:
+            raise RefactorRefused(f"The model's plan was not one of the operations: {answer[:120]!r}")
+        return plan
+
+    def _generate_backend(self) -> Any:
+        return getattr(self._generate, "backend", None)
+
+    async def _apply(self, plan: dict[str, Any], instruction: str) -> list[str]:
+        operation = plan.get("operation")
+        if operation == "rename":
+            return rename(self.workspace, str(plan.get("old", "")), str(plan.get("new", "")))
+        if operation == "add_parameter":
+            passed = plan.get("passed")
+            return add_parameter(self.workspace, str(plan.get("function", "")), str(plan.get("parameter", "")),
+                                 str(plan.get("default", "None")), None if passed in (None, "", "null") else str(passed))
+        if operation == "edit":
+            return await self._rewrite(plan, instruction)
+        raise RefactorRefused(f"Unknown operation {operation!r} in the plan.")
+
+    async def _rewrite(self, plan: dict[str, Any], instruction: str) -> list[str]:
+        """Whole-file rewrites by the model, of at most a few small files, with the others summarised."""
+        known = set(self.workspace.files())
+        chosen = [f for f in plan.get("files", []) if isinstance(f, str) and f in known][:MAX_REWRITE_FILES]
+        if not chosen:
+            chosen = self._files_named_in(instruction)
+        if not chosen:
+            raise RefactorRefused("The plan names no file of the workspace to change.")
+        summaries = "\n".join(self._signatures(f) for f in sorted(known - set(chosen))[:20])
+        changed = []
+        for index, path in enumerate(chosen):
+            text = self.workspace.read(path)
+            if text.count("\n") > MAX_REWRITE_LINES:
+                raise RefactorRefused(f"{path} is too long for the model to rewrite whole.")
+            language = self.workspace.language(path)
+            name = language.name if language else ""
+            user = (f"Instruction for the whole project: {instruction}\n"
+                    f"Other files (signatures):\n{summaries or '(none)'}\n\n"
+                    f"Rewrite {path} to carry out the instruction. Keep everything else unchanged. "
+                    f"Answer with the complete file in one fenced code block.\n```{name}\n{text}```")
+            prompt = build_prompt(self._generate_backend(), language=language, user=user, primer=f"```{name}\n",
+                                  plain=user + f"\n```{name}\n")
+            self._say(f"rewriting {path}", 40 + 25 * index // len(chosen))
+            answer = await self._ask(prompt, min(2048, 2 * len(text) // 3 + 128))
+            new = strip_fences(f"```{name}\n" + answer)
+            if not new.strip():
+                raise RefactorRefused(f"The model wrote nothing for {path}.")
+            self.workspace.stage(path, new if new.endswith("\n") else new + "\n")
+            changed.append(path)
+        return changed
+
+    def _files_named_in(self, instruction: str) -> list[str]:
+        words = set(re.findall(r"\w+", instruction))
+        hits = [p for p in self.workspace.files() if Path(p).stem in words]
+        for name in words:
+            hits.extend(p for p, _node in definitions(self.workspace, name))
+        return list(dict.fromkeys(hits))[:MAX_REWRITE_FILES]
+
+    def _signatures(self, path: str) -> str:
+        lines = [line for line in self.workspace.read(path).splitlines()
+                 if line.lstrip().startswith(("def ", "class ", "async def ", "function ", "export ", "import ", "from "))]
+        return f"# {path}\n" + "\n".join(lines[:15])
+
+    def _check(self) -> None:
+        """Every staged file passes the syntax and security checks (else nothing is offered)."""
+        for path, (before, after) in self.workspace.changed().items():
+            replacement = minimal(before, Replacement(0, len(before), after))
+            checked = verify_replacement(before, replacement, self.workspace.language(path), self.policy)
+            if not checked.accepted:
+                raise RefactorRefused(f"The change to {path} does not pass the checks: {checked.reason}.")
+
+
+def _describe(plan: dict[str, Any]) -> str:
+    operation = plan.get("operation")
+    if operation == "rename":
+        return f"Renamed {plan.get('old')} to {plan.get('new')}"
+    if operation == "add_parameter":
+        return f"Added parameter {plan.get('parameter')}={plan.get('default')} to {plan.get('function')}"
+    return "Rewrote " + ", ".join(plan.get("files") or ["files"])
+
+
+# -- the workspace's tests, in the sandbox ---------------------------------------------------------
+
+def find_tests(workspace: StagedWorkspace) -> list[str] | None:
+    """The command that runs the workspace's tests (pytest, or node --test), or None."""
+    files = workspace.files()
+    python_tests = [f for f in files if re.search(r"(^|/)(test_[^/]*|[^/]*_test)\.py$", f)]
+    if python_tests:
+        return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *python_tests]
+    js_tests = [f for f in files if re.search(r"\.test\.m?js$", f)]
+    node = shutil.which("node")
+    if js_tests and node:
+        return [node, "--test", *js_tests]
+    return None
+
+
+def run_tests(workspace: StagedWorkspace, command: list[str], *, staged: bool) -> TestRun:
+    """Run the tests in a scratch copy of the workspace (with the staged files when `staged`)."""
+    from codeassist_lsp.verify.sandbox import SandboxLimits, default_sandbox
+
+    sandbox = default_sandbox()
+    # Open files as the editor has them (maybe unsaved), then the staged edits.
+    files = {path: workspace.original(path) for path in workspace.files() if workspace.is_open(path)}
+    if staged:
+        files.update({path: after for path, (_before, after) in workspace.changed().items()})
+    limits = SandboxLimits(cpu_s=60, wall_s=90.0, memory_mb=2048)
+    skip = shutil.ignore_patterns(".git", "node_modules", "__pycache__", ".venv", "venv")
+    with sandbox.scratch(files=files, copy_from=str(workspace.root), copy_filter=skip) as scratch:
+        outcome = sandbox.run(command, scratch, limits=limits)
+    summary = "timed out" if outcome.timed_out else _test_summary(outcome.stdout) or f"exit {outcome.returncode}"
+    return TestRun(" ".join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command[:4])),
+                   outcome.ok, summary, outcome.elapsed_ms)
+
+
+def _test_summary(output: str) -> str:
+    """pytest's last line ("2 passed in 0.1s"), or node --test's counts ("3 passed, 1 failed")."""
+    counts = dict(re.findall(r"^# (pass|fail) (\d+)$", output, re.M))
+    if counts:
+        return f"{counts.get('pass', '0')} passed, {counts.get('fail', '0')} failed"
+    lines = [line.strip("= ") for line in output.strip().splitlines() if re.search(r"\b(passed|failed|error)", line)]
+    return lines[-1][:160] if lines else ""
