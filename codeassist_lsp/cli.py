@@ -227,6 +227,10 @@ def _action(args: argparse.Namespace) -> int:
         service.wait_until_loaded()
         service.worker.quality_loaded.wait()
         runner = ActionRunner(service, settings.actions, {})
+        if settings.actions.type_check:
+            from codeassist_lsp.actions.checked import candidate_filter
+
+            runner.candidate_filters.append(candidate_filter)
         outcome = asyncio.run(runner.resolve(offered[0].target, view, path=str(path)))
         model = runner.backend.model_id
     except CodeassistError as error:

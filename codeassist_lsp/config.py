@@ -156,6 +156,9 @@ class ActionsSettings:
     """Tokens generated for a hover explanation."""
     context_tokens: int = 2048
     """Prompt budget for actions (the code around the target and related definitions)."""
+    type_check: bool = True
+    """Type-check action edits (mypy for Python; tsserver for TypeScript when Node and TypeScript are found):
+    an edit that adds type errors is not offered, and a quick fix only when its diagnostic is gone after it."""
     hover_budget_ms: int = 5000
     """Hover asks the quality model when its measured speed answers within this (2 cores: 3-4.5 s);
     else the hover is a structural summary pointing at the Explain action."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from codeassist_lsp.actions import checked as edit_checks
 from codeassist_lsp.actions import edits
 from codeassist_lsp.actions.edits import FENCE, CheckedEdit, Replacement
 from codeassist_lsp.actions.prompts import (
@@ -116,6 +117,10 @@ class ActionOutcome:
     candidates: list[Candidate] = attrs.Factory(list)
     reason: str = ""
     elapsed_ms: float = 0.0
+    notice: str = ""
+    """Said to the user with the edit (a fix whose diagnostic none of our checkers reproduces)."""
+    gate: edit_checks.Gate | None = None
+    """What the type check and the fix check decided about the edit (None: not checked)."""
     summary: str = ""
     """What the test stage found for the chosen edit, e.g. "3/3 doctests pass" ('' when nothing ran)."""
 
@@ -319,11 +324,33 @@ class ActionRunner:
         if handler is None:
             return ActionOutcome(reason=f"unknown action {target.action!r}")
         outcome = await handler(target, view, path)
+        if outcome.replacement is not None and outcome.gate is None:
+            self._apply_gate(outcome, await self._gate(target, view, outcome.replacement, path))
         if outcome.replacement is not None:  # verified on the text as the model wrote it; shown as the editor's
             outcome.replacement = edits.with_document_line_endings(view.text, outcome.replacement)
         outcome.elapsed_ms = (time.perf_counter() - started) * 1000
         self.stats["actions_resolved"] = self.stats.get("actions_resolved", 0) + 1
         return outcome
+
+    async def _gate(self, target: ActionTarget, view: DocumentView, replacement: Replacement,
+                    path: str) -> edit_checks.Gate:
+        """Stage 3 and the checked fix (actions/checked.py): does the edit add type errors, does a fix
+        remove its diagnostic. Off the event loop; `actions.typeCheck` false skips both."""
+        if not self.settings.type_check:
+            return edit_checks.Gate(True)
+        gate = await edit_checks.gate_outcome(target, view, replacement, path=path or None)
+        counter = "typecheck_refused" if not gate.offered else ("fix_unverified" if gate.notice else "typecheck_passed")
+        self.stats[counter] = self.stats.get(counter, 0) + 1
+        return gate
+
+    @staticmethod
+    def _apply_gate(outcome: ActionOutcome, gate: edit_checks.Gate) -> None:
+        """An edit the checks refused is not offered: the outcome says why instead."""
+        outcome.gate = gate
+        if not gate.offered:
+            outcome.replacement, outcome.reason = None, gate.reason
+        else:
+            outcome.notice = gate.notice
 
     def _related(self, view: DocumentView, offset: int, path: str, budget: int) -> str:
         """Related definitions from the context assembler, rendered (best effort)."""
@@ -657,8 +684,12 @@ class ActionRunner:
             candidate = Candidate(result, checked, score=result.mean_logprob, index=index)
             outcome.candidates.append(candidate)
             if checked.accepted:
-                outcome.replacement = replacement
-                return outcome
+                gate = await self._gate(target, view, replacement, "")
+                if gate.offered:  # else the next sample may fix it
+                    outcome.replacement = replacement
+                    self._apply_gate(outcome, gate)
+                    return outcome
+                candidate.checked = attrs.evolve(checked, accepted=False, reason=gate.reason)
         reasons = {c.checked.reason for c in outcome.candidates if c.checked is not None} - {""}
         outcome.reason = "the model suggested no change" if not reasons else "; ".join(sorted(reasons))
         return outcome

@@ -19,6 +19,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcRequestCancelled
 from pygls.uris import from_fs_path
 
+from codeassist_lsp.actions.checked import candidate_filter
 from codeassist_lsp.actions.edits import Replacement
 from codeassist_lsp.actions.runner import ActionOutcome, ActionRunner
 from codeassist_lsp.actions.targets import (
@@ -28,6 +29,7 @@ from codeassist_lsp.actions.targets import (
 from codeassist_lsp.errors import Cancelled, CodeassistError
 from codeassist_lsp.features import offset_in, open_document
 from codeassist_lsp.features.documents import schedule_prewarm
+from codeassist_lsp.verify import typecheck
 
 if TYPE_CHECKING:
     from codeassist_lsp.server import CodeassistServer
@@ -190,6 +192,8 @@ async def run_action(server: CodeassistServer, target: ActionTarget, title: str,
     started = time.perf_counter()
     async with WorkDone(server, title.removeprefix("codeassist: "), token) as work:
         runner = ActionRunner(server.service, server.settings.actions, server.stats, progress=work.report)
+        if server.settings.actions.type_check:  # best-of-N drops candidates that add type errors
+            runner.candidate_filters.append(candidate_filter)
         try:
             outcome = await runner.resolve(target, view, path=document.path)
         except Cancelled as error:
@@ -199,6 +203,13 @@ async def run_action(server: CodeassistServer, target: ActionTarget, title: str,
              "ok" if outcome.replacement or outcome.explanation else outcome.reason,
              f" ({outcome.summary})" if outcome.summary else "")
     return view, outcome
+
+
+def _notice(server: CodeassistServer, title: str, notice: str) -> None:
+    """What the user should know about an offered edit (a fix that could not be verified)."""
+    if notice:
+        server.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Info, message=f"codeassist: {title.removeprefix('codeassist: ')}: {notice}"))
 
 
 def _nothing(server: CodeassistServer, title: str, reason: str) -> None:
@@ -234,6 +245,8 @@ def register(server: CodeassistServer) -> None:
         document, view = document_view(server, params.text_document.uri)
         if not server.policy.allows("actions", document.language_id, document.path):
             return None
+        if server.settings.actions.type_check:  # start mypy/tsserver now: the first edit is checked warm
+            typecheck.warm(document.language_id, path=document.path)
         start, end = _offset(document, params.range.start), _offset(document, params.range.end)
         if start == end:
             # Editors ask for code actions when the cursor moves (VS Code's lightbulb): the only
@@ -274,6 +287,9 @@ def register(server: CodeassistServer) -> None:
             _nothing(server, action.title, outcome.reason or "no suggestion")
             return action
         action.edit = workspace_edit(server, view, outcome.replacement)
+        if outcome.notice:  # a fix none of our checkers reproduces the diagnostic of: offered, and said so
+            _notice(server, action.title, outcome.notice)
+            action.title = f"{action.title} (not verified)"
         if outcome.summary:  # what the test stage ran and what passed, e.g. "(3/3 doctests pass)"
             action.title = f"{action.title} ({outcome.summary})"
         return action
@@ -292,6 +308,7 @@ def register(server: CodeassistServer) -> None:
             _nothing(server, target.action, outcome.reason or "no suggestion")
             return {"applied": False, "reason": outcome.reason}
         edit = workspace_edit(server, view, outcome.replacement)
+        _notice(server, target.action, outcome.notice)
         try:
             result = await server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
                 edit=edit, label=f"codeassist: {target.action}"))
