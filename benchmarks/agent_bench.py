@@ -69,7 +69,7 @@ async def run_task(task: Path, runner: ActionRunner | None) -> dict[str, Any]:
         solved = offered and hidden_checks(work, spec["language"])
         unchanged = all((work / name).read_text() == text for name, text in before.items())
     return {"task": task.name, "language": spec["language"], "instruction": spec["instruction"],
-            "operation": result.plan.get("operation"), "offered": offered, "solved": solved,
+            "operation": result.plan.get("operation"), "plan": result.plan, "offered": offered, "solved": solved,
             "unchanged_when_unsolved": solved or unchanged, "model_calls": result.model_calls,
             "steps": len(result.transcript), "seconds": round(seconds, 1), "summary": result.summary,
             "tests_before": result.tests_before.summary if result.tests_before else None,

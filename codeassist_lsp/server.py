@@ -42,6 +42,7 @@ class CodeassistServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.policy = Policy()
+        self.client_name = ""  # the editor's clientInfo.name from initialize
         self.policy_root: Path | None = None  # the workspace root the policy was looked for from
         self.raw_settings: Any = None  # as the client sent them, to tighten again when the policy changes
         self.service: CompletionService | None = None

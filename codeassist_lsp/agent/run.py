@@ -155,7 +155,10 @@ class Agent:
             self._say("running the tests before any change (baseline)", 5)
             self.result.tests_before = await asyncio.to_thread(run_tests, self.workspace, tests, staged=False)
             self._say(f"baseline: {self.result.tests_before.summary}")
-        plan = plan_from_instruction(instruction) or await self._model_plan(instruction)
+        plan = plan_from_instruction(instruction)
+        if plan is None:
+            plan = await self._model_plan(instruction)
+            _check_model_plan(plan, instruction, has_tests=tests is not None)
         self.result.plan = plan
         self._say(f"plan: {json.dumps(plan)}", 30)
         changed = await self._apply(plan, instruction)
@@ -258,6 +261,21 @@ class Agent:
             checked = verify_replacement(before, replacement, self.workspace.language(path), self.policy)
             if not checked.accepted:
                 raise RefactorRefused(f"The change to {path} does not pass the checks: {checked.reason}.")
+
+
+def _check_model_plan(plan: dict[str, Any], instruction: str, *, has_tests: bool) -> None:
+    """A small model's plan must be grounded in the instruction: the names it uses are the user's words,
+    and a change it writes itself must be checked by the workspace's tests (else nothing is offered)."""
+    words = set(re.findall(r"\w+", instruction))
+    named = {"rename": ("old", "new"), "add_parameter": ("function", "parameter")}.get(str(plan.get("operation")))
+    if named is not None:
+        missing = [str(plan.get(key)) for key in named if str(plan.get(key)) not in words]
+        if missing:
+            raise RefactorRefused(f"The model's plan ({plan.get('operation')}) uses names the instruction does not "
+                                  f"mention ({', '.join(missing)}); nothing changed.")
+    elif plan.get("operation") == "edit" and not has_tests:
+        raise RefactorRefused("This change needs the model to write code, and the workspace has no tests that "
+                              "could check it; add a test that shows what you want, then ask again.")
 
 
 def _describe(plan: dict[str, Any]) -> str:

@@ -98,10 +98,17 @@ def _open_documents(server: CodeassistServer, root: Path) -> tuple[dict[str, str
 
 
 def _supports_annotations(server: CodeassistServer) -> bool:
+    """Whether the client itself asks the user before applying an edit annotated as needing confirmation.
+
+    Declaring changeAnnotationSupport is not enough: some clients (Neovim 0.11) accept annotations and
+    apply the edit at once. VS Code shows its refactor preview for them.
+    """
     capabilities = server.client_capabilities
     workspace = capabilities.workspace if capabilities else None
     edit = workspace.workspace_edit if workspace else None
-    return bool(edit and edit.change_annotation_support is not None and edit.document_changes)
+    name = (getattr(server, "client_name", "") or "").lower()
+    return bool(edit and edit.change_annotation_support is not None and edit.document_changes
+                and any(known in name for known in ("visual studio code", "code-server", "vscodium", "code - oss")))
 
 
 async def _confirmed(server: CodeassistServer, result: AgentResult) -> bool:

@@ -94,6 +94,8 @@ def register(server: CodeassistServer) -> None:
         use_fast_positions(server.workspace)
         server.listen_for_unavailable()
         pop_token(params.initialization_options)  # the --tcp handshake's (checked before), no setting
+        # Which editor this is: some accept edit annotations without asking the user (features/agent.py).
+        server.client_name = params.client_info.name if params.client_info else ""
         root = _workspace_root(params)
         server.load_policy(root)  # before the settings: the policy tightens them
         server.apply_settings(params.initialization_options)

@@ -151,11 +151,19 @@ async def test_the_agent_command_hands_back_one_confirmable_edit(tmp_path: Path,
             received.append(params)
             return types.ApplyWorkspaceEditResult(applied=True)
 
+        asked: list[str] = []
+
+        @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+        def confirm(params: types.ShowMessageRequestParams) -> types.MessageActionItem:
+            asked.append(params.message)
+            return types.MessageActionItem(title="Apply")
+
         answer = await client.workspace_execute_command_async(types.ExecuteCommandParams(
             command="codeassist.agent", arguments=[{"instruction": instruction}]))
     assert snapshot(folder) == before  # the server wrote nothing itself
     assert answer["applied"] is True, answer
     assert len(received) == 1
+    assert len(asked) == 1 and "Apply?" in asked[0]  # not VS Code: the user is asked before the edit
     edit = received[0].edit
     assert edit.change_annotations and all(a.needs_confirmation for a in edit.change_annotations.values())
     assert len(edit.document_changes or []) == 2
@@ -168,3 +176,28 @@ async def test_the_agent_command_hands_back_one_confirmable_edit(tmp_path: Path,
     checked = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
                              cwd=folder, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout[-2000:]
+
+
+async def test_a_model_plan_with_names_the_user_never_said_is_refused(tmp_path: Path) -> None:
+    # Seen with the 1.5B model: "convert load_user to async" planned as a rename to load_user_async.
+    folder = project(tmp_path, "py_async")
+
+    async def model(prompt: Any, max_tokens: int) -> str:
+        return '"operation": "rename", "old": "load_user", "new": "load_user_async"}'
+
+    model.backend = None  # type: ignore[attr-defined]
+    before = snapshot(folder)
+    result = await Agent(StagedWorkspace(folder), model).run("Convert load_user to async/await")
+    assert not result.changes and "does not mention" in result.summary and "load_user_async" in result.summary
+    assert snapshot(folder) == before
+
+
+async def test_a_model_written_change_without_tests_to_check_it_is_not_offered(tmp_path: Path) -> None:
+    folder = project(tmp_path, "py_extract_helper")
+
+    async def model(prompt: Any, max_tokens: int) -> str:
+        return '"operation": "edit", "files": ["signup.py"]}'
+
+    model.backend = None  # type: ignore[attr-defined]
+    result = await Agent(StagedWorkspace(folder), model).run("Tidy up the email check")
+    assert not result.changes and "no tests" in result.summary

@@ -30,5 +30,17 @@ return {
           end
         end, bufnr)
     end, { desc = 'codeassist: model state, settings and stats' })
+    -- :LspCodeassistAgent {instruction}: one multi-file edit, applied after a yes/no question.
+    vim.api.nvim_buf_create_user_command(bufnr, 'LspCodeassistAgent', function(opts)
+      client:request('workspace/executeCommand',
+        { command = 'codeassist.agent', arguments = { { instruction = opts.args } } },
+        function(err, result)
+          if err then
+            vim.notify('codeassist.agent: ' .. err.message, vim.log.levels.ERROR)
+          elseif result then
+            vim.notify('codeassist agent: ' .. (result.summary or ''), vim.log.levels.INFO)
+          end
+        end, bufnr)
+    end, { nargs = '+', desc = 'codeassist: change the workspace as instructed' })
   end,
 }

@@ -38,6 +38,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
                 output.show();
             }
         }),
+        // The agent: an instruction (and the active file's folder as the scope, if the user wants)
+        // goes to the server's codeassist.agent command, whose one edit VS Code previews for confirmation.
+        vscode.commands.registerCommand('codeassist.changeWorkspace', async () => {
+            const instruction = await vscode.window.showInputBox({
+                title: 'codeassist: change the workspace',
+                prompt: 'What should change? e.g. "Rename fetch_user to load_user"',
+            });
+            if (!instruction) {
+                return;
+            }
+            const folder = vscode.window.activeTextEditor
+                ? vscode.Uri.joinPath(vscode.window.activeTextEditor.document.uri, '..') : undefined;
+            const scope = folder ? await vscode.window.showQuickPick(
+                [{ label: 'Whole workspace', uri: undefined }, { label: vscode.workspace.asRelativePath(folder), uri: folder }],
+                { title: 'codeassist: where' }) : undefined;
+            const result = await vscode.commands.executeCommand<{ summary?: string; applied?: boolean }>(
+                'codeassist.agent', { instruction, scope: scope?.uri?.toString() });
+            output.info(`agent: ${JSON.stringify(result)}`);
+        }),
         vscode.commands.registerCommand('codeassist.toggleInlineSuggestions', async () => {
             const config = vscode.workspace.getConfiguration(SECTION);
             const enabled = !config.get<boolean>('completion.enabled', true);
