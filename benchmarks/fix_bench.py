@@ -120,6 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     service.wait_until_loaded()
     service.worker.quality_loaded.wait()
     runner = ActionRunner(service, settings.actions, {})
+    model = service.quality_backend.model_id if service.quality_backend else None
     rows = []
     deadline = time.monotonic() + args.time_budget
     try:
@@ -167,7 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         entry["offered_but_wrong"] += row["offered_but_wrong"]
     times = [r["ms"] for r in rows]
     return {
-        "model": service.quality_backend.model_id if service.quality_backend else None,
+        "model": model,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "cases": total,
         "fixed": sum(r["fixed"] for r in rows),

@@ -3,10 +3,11 @@
 Every edit an action offers for Python or TypeScript is type-checked against the file before it
 (verify/typecheck.py); one that adds errors is not offered. A quick fix is also checked against its
 diagnostic: the checker that reproduces the diagnostic on the file before the edit (tree-sitter for
-syntax errors, our security scan for our findings, mypy/tsserver for type errors, undefined names and
-wrong arity) runs again on the file after it, and the fix is offered only when the diagnostic is gone.
-A diagnostic none of these reproduces (another linter's rule, a runtime error) cannot be checked: its
-fix is offered when it passes everything else, marked "not verified".
+syntax errors, our security scan for our findings, the function's doctests in the sandbox for a
+failing doctest, mypy/tsserver for type errors, undefined names and wrong arity) runs again on the file
+after it, and the fix is offered only when the diagnostic is gone. A diagnostic none of these
+reproduces (another linter's rule, a runtime error) cannot be checked: its fix is offered when it
+passes everything else, marked "not verified".
 """
 
 from __future__ import annotations
@@ -133,6 +134,35 @@ def same_problem(diagnostic: str, problem: TypeProblem) -> bool:
     return bool(theirs & ours)
 
 
+# How a failing doctest is reported (pytest --doctest-modules, doctest's own "Failed example:" output).
+_DOCTEST = re.compile(r"doctest|Failed example|\bExpected:\s.*\bGot:", re.IGNORECASE | re.DOTALL)
+
+
+def _doctest_results(before: str, after: str, line: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(passed, run) of the doctests of the function around `line`, before and after the edit (the
+    examples as they were written before it: a fix must not pass by changing them); None without any."""
+    import ast
+
+    from codeassist_lsp.verify import execution
+
+    try:
+        module = ast.parse(before)
+    except (SyntaxError, ValueError):
+        return None
+    functions = [n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.lineno - 1 <= line <= (n.end_lineno or n.lineno) - 1]
+    if not functions:
+        return None
+    function = max(functions, key=lambda n: n.lineno)  # the innermost
+    docstring = ast.get_docstring(function, clean=False) or ""
+    examples = tuple(e for e in execution.find_examples(docstring, function.name) if e.kind == "doctest")
+    if not examples:
+        return None
+    plan = execution.TestPlan(function.name, examples)
+    old, new = execution.run_tests(plan, before), execution.run_tests(plan, after)
+    return (old.passed, old.run), (new.passed, new.run)
+
+
 def check_fix(text: str, replacement: Replacement, *, message: str, start: int, end: int,
               language: Language | None, path: str | None) -> FixCheck:
     """Re-run the checker that reproduces the diagnostic [start, end) `message` after the edit."""
@@ -164,6 +194,16 @@ def check_fix(text: str, replacement: Replacement, *, message: str, start: int, 
             if still:
                 return FixCheck("not-fixed", "security", f"{still[0].rule_id} is still reported", typed)
             return FixCheck("fixed", "security", f"{', '.join(sorted(rules))} no longer reported", typed)
+    # A failing doctest: the function's doctests, run in the sandbox before and after.
+    if language is not None and language.name == "python" and _DOCTEST.search(message):
+        doctests = _doctest_results(text, after, first)
+        if doctests is not None:
+            (old_passed, old_run), (new_passed, new_run) = doctests
+            if old_passed < old_run:
+                if new_passed < new_run:
+                    return FixCheck("not-fixed", "doctest", f"{new_run - new_passed} of {new_run} doctests still fail",
+                                    typed)
+                return FixCheck("fixed", "doctest", f"{new_run}/{new_run} doctests pass", typed)
     # Type errors, undefined names, wrong arity: mypy / tsserver.
     if typed is not None and typed.ran:
         matched = [p for p in typed.before if first <= p.line <= last and same_problem(message, p)]
@@ -175,6 +215,8 @@ def check_fix(text: str, replacement: Replacement, *, message: str, start: int, 
                 return FixCheck("not-fixed", typed.checker, f"{typed.checker} still reports: {kept[0].describe()}", typed)
             return FixCheck("fixed", typed.checker, f"{typed.checker} no longer reports it", typed)
     checked = ["syntax", "security"] + ([typed.checker] if typed is not None and typed.ran else [])
+    if language is not None and language.name == "python" and _DOCTEST.search(message):
+        checked.append("doctest")
     return FixCheck("unverified", "", f"none of codeassist's checkers ({', '.join(checked)}) reproduces this "
                     "diagnostic, so its fix is not verified", typed)
 

@@ -129,3 +129,24 @@ def test_best_of_n_filter_rejects_candidates_that_add_type_errors() -> None:
     assert reason is not None and reason.startswith("type error: mypy: line 7")
     assert candidate_filter(SOURCE, SOURCE.replace("min(value, high)", "min(high, value)"), "python", None) is None
     assert candidate_filter("fn a() {}", "fn b() {}", "rust", "/x/a.rs") is None
+
+
+def test_failing_doctest_fix_is_run_in_the_sandbox() -> None:
+    text = '''def double(x: int) -> int:
+    """Twice x.
+
+    >>> double(2)
+    4
+    >>> double(5)
+    10
+    """
+    return x + 2
+'''
+    message = "doctest failed: Failed example: double(5) Expected: 10 Got: 7"
+    right = fix(message, "return x + 2", "x + 2", "x * 2", text)
+    assert right.verdict == "fixed" and right.checker == "doctest" and "2/2" in right.reason, right
+    wrong = fix(message, "return x + 2", "x + 2", "x + 3", text)
+    assert wrong.verdict == "not-fixed" and wrong.checker == "doctest", wrong
+    # Changing the example instead of the code does not count: the doctests as written before are run.
+    cheat = fix(message, "return x + 2", "    >>> double(5)\n    10", "    >>> double(5)\n    7", text)
+    assert cheat.verdict == "not-fixed", cheat
