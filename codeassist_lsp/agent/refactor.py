@@ -8,6 +8,9 @@ reason) rather than guess: a name defined more than once, a new name already in 
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +130,7 @@ def add_parameter(workspace: StagedWorkspace, function: str, parameter: str, def
     names = [c.text.decode("utf-8") for c in _nodes(parameters) if c.type == "identifier"]
     if parameter in names:
         raise RefactorRefused(f"'{function}' already has a parameter '{parameter}'.")
+    default = _literal(default, python)
     inner = [c for c in parameters.children if c.type not in ("(", ")", ",", "comment")]
     close = parameters.end_byte - 1
     addition = f"{parameter}={default}" if python else f"{parameter} = {default}"
@@ -146,10 +150,25 @@ def add_parameter(workspace: StagedWorkspace, function: str, parameter: str, def
                     continue
                 given = [c for c in arguments.children if c.type not in ("(", ")", ",", "comment")]
                 end = arguments.end_byte - 1
-                argument = f"{parameter}={passed}" if python else passed
+                value = _literal(passed, python)
+                argument = f"{parameter}={value}" if python else value
                 plans.setdefault(caller_path, []).append((end, end, (", " if given else "") + argument))
     changed = []
     for file, spans in plans.items():
         workspace.stage(file, _replace_spans(workspace.read(file), spans))
         changed.append(file)
     return changed
+
+
+_JS_VALUE = re.compile(r"""^(-?\d+(\.\d+)?|true|false|null|undefined|'[^']*'|"[^"]*"|`[^`]*`|[A-Za-z_$][\w$.]*|\[.*\]|\{.*\})$""")
+
+
+def _literal(value: str, python: bool) -> str:
+    """A default or argument as code: an expression stays, anything else (a model's bare ` `) is quoted."""
+    if python:
+        try:
+            ast.parse(value, mode="eval")
+            return value
+        except SyntaxError:
+            return repr(value)
+    return value if _JS_VALUE.match(value) else json.dumps(value)

@@ -214,9 +214,13 @@ class Agent:
     async def _rewrite(self, plan: dict[str, Any], instruction: str) -> list[str]:
         """Whole-file rewrites by the model, of at most a few small files, with the others summarised."""
         known = set(self.workspace.files())
-        chosen = [f for f in plan.get("files", []) if isinstance(f, str) and f in known][:MAX_REWRITE_FILES]
+        chosen = [f for f in plan.get("files", []) if isinstance(f, str) and f in known]
         if not chosen:
             chosen = self._files_named_in(instruction)
+        # The tests judge the change: the agent does not rewrite them to pass (unless told to).
+        if not re.search(r"\btests?\b.*\b(update|change|rewrite|fix the test code)\b", instruction, re.I):
+            chosen = [f for f in chosen if not _is_test_file(f)]
+        chosen = chosen[:MAX_REWRITE_FILES]
         if not chosen:
             raise RefactorRefused("The plan names no file of the workspace to change.")
         summaries = "\n".join(self._signatures(f) for f in sorted(known - set(chosen))[:20])
@@ -288,6 +292,10 @@ def _describe(plan: dict[str, Any]) -> str:
 
 
 # -- the workspace's tests, in the sandbox ---------------------------------------------------------
+
+def _is_test_file(path: str) -> bool:
+    return bool(re.search(r"(^|/)(test_[^/]*|[^/]*_test)\.py$|\.test\.m?[jt]s$|(^|/)tests?/", path))
+
 
 def find_tests(workspace: StagedWorkspace) -> list[str] | None:
     """The command that runs the workspace's tests (pytest, or node --test), or None."""
