@@ -49,14 +49,15 @@ def status_report(server: CodeassistServer, *, recent: bool = False) -> dict[str
 
 def _sandbox_status(server: CodeassistServer) -> dict[str, Any]:
     """How the test stage isolates generated code here (probed once), and what is off."""
-    from codeassist_lsp.verify.sandbox import detect_isolation
+    from codeassist_lsp.verify.sandbox import Sandbox, detect_isolation
 
     preferred = server.settings.actions.sandbox
     if not server.settings.actions.run_tests:
         return {"testStage": False}
     mechanism, note = detect_isolation(preferred)
     return {"testStage": True, "isolation": mechanism, "networkIsolated": mechanism != "rlimits",
-            "filesIsolated": mechanism != "rlimits", **({"warning": note} if note else {})}
+            "filesIsolated": mechanism != "rlimits", "processLimit": Sandbox(mechanism).enforces_process_limit,
+            **({"warning": note} if note else {})}
 
 
 def _quality_status(service: Any) -> dict[str, Any]:

@@ -235,13 +235,22 @@ class Sandbox:
             self._mechanism, self.note = detect_isolation(self.preferred)
         return self._mechanism
 
+    @property
+    def enforces_process_limit(self) -> bool:
+        """Whether the process-count limit holds (the kernel exempts root: bwrap runs the code as nobody;
+        unshare and rlimits can only when nobody can read the interpreter)."""
+        if self.mechanism == "bwrap" or os.geteuid() != 0:
+            return True
+        return _drop_to_nobody_possible()
+
     def describe(self) -> str:
         """One line for status: the mechanism and what is off."""
         mechanism = self.mechanism
         if mechanism == "rlimits":
             return self.note or ("sandbox: rlimits only: network and file isolation are OFF (resource limits "
                                  "and a clean environment apply); install bubblewrap")
-        return f"sandbox: {mechanism} (no network, read-only outside the scratch copy, limits)"
+        limit = "" if self.enforces_process_limit else "; the process limit does not hold (runs as root)"
+        return f"sandbox: {mechanism} (no network, read-only outside the scratch copy, limits{limit})"
 
     @contextlib.contextmanager
     def scratch(self, files: Mapping[str, str] | None = None, copy_from: str | None = None,

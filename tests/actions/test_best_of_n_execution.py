@@ -113,7 +113,8 @@ async def test_resolve_puts_the_test_result_in_the_title_and_status_names_the_sa
     from tests.lsp.helpers import open_document, status, wait_for_model
 
     source = 'def square(x):\n    """Square x.\n\n    >>> square(3)\n    9\n    """\n'
-    options = {"engine": "fake", "completion": {"prewarm": False}, "actions": {"bestOfN": 2}}
+    # The type check would (rightly) reject the fake engine's code; the test stage is what is tested here.
+    options = {"engine": "fake", "completion": {"prewarm": False}, "actions": {"bestOfN": 2, "typeCheck": False}}
     async with bounded_server(options, seconds=60) as (client, _):
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-actions/square.py"
