@@ -177,7 +177,7 @@ class Agent:
                                for path, (before, after) in self.workspace.changed().items()}
         tested = (f"; tests: {self.result.tests_before.summary if self.result.tests_before else '?'} before, "
                   f"{self.result.tests_after.summary} after") if self.result.tests_after else "; no tests found"
-        self.result.summary = f"{_describe(plan)} in {len(self.result.changes)} file(s){tested}"
+        self.result.summary = f"{_describe(plan, sorted(self.result.changes))} in {len(self.result.changes)} file(s){tested}"
         self._say(self.result.summary, 100)
 
     async def _model_plan(self, instruction: str) -> dict[str, Any]:
@@ -282,13 +282,13 @@ def _check_model_plan(plan: dict[str, Any], instruction: str, *, has_tests: bool
                               "could check it; add a test that shows what you want, then ask again.")
 
 
-def _describe(plan: dict[str, Any]) -> str:
+def _describe(plan: dict[str, Any], changed: list[str]) -> str:
     operation = plan.get("operation")
     if operation == "rename":
         return f"Renamed {plan.get('old')} to {plan.get('new')}"
     if operation == "add_parameter":
-        return f"Added parameter {plan.get('parameter')}={plan.get('default')} to {plan.get('function')}"
-    return "Rewrote " + ", ".join(plan.get("files") or ["files"])
+        return f"Added parameter {plan.get('parameter')} (default {plan.get('default')!r}) to {plan.get('function')}"
+    return "Rewrote " + ", ".join(changed)
 
 
 # -- the workspace's tests, in the sandbox ---------------------------------------------------------
