@@ -173,7 +173,9 @@ async def test_the_agent_command_hands_back_one_confirmable_edit(tmp_path: Path,
     import subprocess
     import sys
 
-    checked = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+    checks = sorted(p.name for p in folder.glob("check_*.py"))  # the hidden checks (not pytest's default names)
+    assert checks
+    checked = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *checks],
                              cwd=folder, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout[-2000:]
 
