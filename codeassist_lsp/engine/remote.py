@@ -163,8 +163,10 @@ class RemoteBackend:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=60))
         self._client = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
                                     timeout=httpx.Timeout(first_byte, connect=min(first_byte, 2.0)))
-        self._drain_lock = threading.Condition()
-        self._draining = 0
+        # Requests on the wire: (their cancel flag, set once the server answered), to see which
+        # superseded ones still wait for the server to read their prompt.
+        self._inflight_lock = threading.Lock()
+        self._inflight: dict[int, tuple[CancelFlag, threading.Event]] = {}
         # What the user should know about this tier's server (status command).
         self.last_error = ""
         self.requests = 0
@@ -248,6 +250,8 @@ class RemoteBackend:
         self.requests += 1
         started = time.perf_counter()
         answered = threading.Event()
+        with self._inflight_lock:
+            self._inflight[id(answered)] = (cancel, answered)
         try:
             with self._client.stream("POST", path, json=body) as response:
                 closer = _close_on_cancel(cancel, response, self._drain_until(answered))
@@ -266,6 +270,10 @@ class RemoteBackend:
                 result.finish_reason = "cancelled"
                 return result
             raise self._unavailable(f"{type(error).__name__}: {error}") from error
+        finally:
+            answered.set()
+            with self._inflight_lock:
+                self._inflight.pop(id(answered), None)
         self.last_error = ""
         return result
 
@@ -282,31 +290,23 @@ class RemoteBackend:
         it finds its prompt's head in the slot's cache, as the local engine keeps its KV cache.
         """
         def drain(reason: str) -> bool:
-            if self.tier != "completion" or reason != "superseded" or answered.is_set():
-                return False
-            with self._drain_lock:
-                self._draining += 1
-
-            def finished() -> None:
-                answered.wait(self.first_byte_timeout)
-                with self._drain_lock:
-                    self._draining -= 1
-                    self._drain_lock.notify_all()
-
-            threading.Thread(target=finished, name="codeassist-remote-drain", daemon=True).start()
-            return True
+            return self.tier == "completion" and reason == "superseded" and not answered.is_set()
 
         return drain
 
     def _wait_for_drained(self, cancel: CancelFlag) -> bool:
-        """Wait until no superseded request is still reading its prompt; False when cancelled meanwhile."""
+        """Wait until no superseded request is still waiting for the server to read its prompt (at most
+        the first-byte timeout); False when this request is cancelled meanwhile."""
+        if self.tier != "completion":
+            return not cancel.is_set
         deadline = time.monotonic() + self.first_byte_timeout
-        with self._drain_lock:
-            while self._draining and not cancel.is_set:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._drain_lock.wait(min(left, 0.05))
+        while not cancel.is_set and time.monotonic() < deadline:
+            with self._inflight_lock:
+                draining = [done for flag, done in self._inflight.values()
+                            if flag.is_set and flag.reason == "superseded" and not done.is_set()]
+            if not draining:
+                break
+            draining[0].wait(0.02)
         return not cancel.is_set
 
     def _stream(self, response: Any, request: GenerationRequest, cancel: CancelFlag,
