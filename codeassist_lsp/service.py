@@ -315,9 +315,11 @@ class CompletionService:
             budget_ms=float(options.block_budget_ms if block else options.line_budget_ms),
             partial_cut=complete_lines if block else whole_words,
             guess_below=options.guess_below,
-            related=tuple((s.path, s.text) for s in context.snippets),
-            header_chars=sum(len(render_snippet(s, language)) + 1 for s in context.snippets),
         )
+        if getattr(backend, "remote", False) and context.snippets:
+            # Only llama-server's /infill uses them (as input_extra); a local keystroke skips the work.
+            request = attrs.evolve(request, related=tuple((s.path, s.text) for s in context.snippets),
+                                   header_chars=sum(len(render_snippet(s, language)) + 1 for s in context.snippets))
         prepared.request = request
         prompt_text = completion_prompt_text(backend, context)
         if kind == "completion" and gate.mode == "line" and not prepared.line_before.strip() \

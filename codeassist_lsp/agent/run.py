@@ -300,10 +300,10 @@ def _is_test_file(path: str) -> bool:
 def find_tests(workspace: StagedWorkspace) -> list[str] | None:
     """The command that runs the workspace's tests (pytest, or node --test), or None."""
     files = workspace.files()
-    python_tests = [f for f in files if re.search(r"(^|/)(test_[^/]*|[^/]*_test)\.py$", f)]
+    python_tests = [f for f in files if f.endswith(".py") and _is_test_file(f)]
     if python_tests:
         return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *python_tests]
-    js_tests = [f for f in files if re.search(r"\.test\.m?js$", f)]
+    js_tests = [f for f in files if f.endswith((".test.js", ".test.mjs"))]
     node = shutil.which("node")
     if js_tests and node:
         return [node, "--test", *js_tests]

@@ -564,28 +564,9 @@ class FailoverBackend:
         return self._active
 
     def __getattr__(self, name: str) -> Any:
+        # Everything but run/remote/describe/close (tokenize, fim_tokens, model_id, ...) is the active
+        # backend's, looked up on every use so that a switch takes effect at the next request.
         return getattr(self._active, name)
-
-    # Explicit delegates: the protocol's methods (attribute lookup finds these first).
-    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
-        """The active backend's tokenizer."""
-        return self._active.tokenize(text, add_bos=add_bos, special=special)
-
-    def count_tokens(self, text: str) -> int:
-        """The active backend's token count."""
-        return self._active.count_tokens(text)
-
-    def fim_tokens(self) -> tuple[int, int, int] | None:
-        """The active backend's FIM ids."""
-        return self._active.fim_tokens()
-
-    def adds_bos(self) -> bool:
-        """Whether the active backend's prompts start with BOS."""
-        return self._active.adds_bos()
-
-    def bos(self) -> int:
-        """The active backend's BOS id."""
-        return self._active.bos()
 
     def run(self, request: GenerationRequest, cancel: CancelFlag,
             on_partial: PartialCallback | None = None) -> GenerationResult:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
 
 from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, rename
 from codeassist_lsp.agent.run import Agent, parse_plan, plan_from_instruction
 from codeassist_lsp.agent.workspace import StagedWorkspace
-from tests.lsp.helpers import SERVER_COMMAND, capabilities
+from tests.lsp.helpers import capabilities, running_server
 
 TASKS = Path(__file__).resolve().parents[2] / "benchmarks" / "agent_tasks"
 
@@ -100,25 +96,12 @@ async def test_a_rename_runs_the_tests_before_and_after(tmp_path: Path) -> None:
 
 # -- the command over LSP, with the real models --------------------------------------------------------
 
-@contextlib.asynccontextmanager
-async def server_in(workspace: Path) -> AsyncIterator[LanguageClient]:
-    client = await ClientServerConfig(server_command=SERVER_COMMAND, server_env=dict(os.environ)).start()
+def agent_capabilities() -> types.ClientCapabilities:
+    """An editor that applies workspace edits with change annotations."""
     caps = capabilities()
     caps.workspace = types.WorkspaceClientCapabilities(apply_edit=True, workspace_edit=types.WorkspaceEditClientCapabilities(
         document_changes=True, change_annotation_support=types.ChangeAnnotationsSupportOptions(groups_on_label=True)))
-    try:
-        await client.initialize_session(types.InitializeParams(
-            capabilities=caps, initialization_options={"feedback": {"enabled": False}}, root_uri=workspace.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")]))
-        yield client
-        await client.shutdown_session()
-    except BaseException:
-        server = getattr(client, "_server", None)
-        if server is not None and server.returncode is None:
-            server.kill()
-        raise
-    finally:
-        await client.stop()
+    return caps
 
 
 def apply_workspace_edit(folder: Path, edit: types.WorkspaceEdit) -> None:
@@ -143,7 +126,7 @@ async def test_the_agent_command_hands_back_one_confirmable_edit(tmp_path: Path,
     folder = project(tmp_path, task)
     instruction = instruction or json.loads((TASKS / task / "task.json").read_text())["instruction"]
     before = snapshot(folder)
-    async with server_in(folder) as client:
+    async with running_server({"feedback": {"enabled": False}}, caps=agent_capabilities(), root=folder) as (client, _):
         received: list[types.ApplyWorkspaceEditParams] = []
 
         @client.feature(types.WORKSPACE_APPLY_EDIT)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -26,11 +27,13 @@ def capabilities(profile: str = "visual-studio-code", encodings: list[str] | Non
 
 
 async def initialize(client: LanguageClient, options: dict[str, Any] | None = None,
-                     caps: types.ClientCapabilities | None = None) -> types.InitializeResult:
-    """initialize + initialized with our settings."""
+                     caps: types.ClientCapabilities | None = None,
+                     root: Path | None = None) -> types.InitializeResult:
+    """initialize + initialized with our settings (and `root` as the only workspace folder)."""
     return await client.initialize_session(types.InitializeParams(
         capabilities=caps or capabilities(), initialization_options=options or {},
-        root_uri=None, workspace_folders=None))
+        root_uri=root.as_uri() if root else None,
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)] if root else None))
 
 
 async def status(client: LanguageClient) -> dict[str, Any]:
@@ -72,14 +75,15 @@ def inline_params(uri: str, position: types.Position) -> types.InlineCompletionP
 @contextlib.asynccontextmanager
 async def running_server(options: dict[str, Any] | None = None,
                          caps: types.ClientCapabilities | None = None,
-                         env: dict[str, str] | None = None) -> AsyncIterator[tuple[LanguageClient, types.InitializeResult]]:
+                         env: dict[str, str] | None = None,
+                         root: Path | None = None) -> AsyncIterator[tuple[LanguageClient, types.InitializeResult]]:
     """A fresh server process for one test (pytest-lsp fixtures are module-scoped here)."""
     # The fake engine never uses the preloaded default model: skip loading it (CPU for other tests).
     fake = (options or {}).get("engine") == "fake"
     command = SERVER_COMMAND + (["--no-preload"] if fake else [])
     client = await ClientServerConfig(server_command=command, server_env=env).start()
     try:
-        result = await initialize(client, options, caps)
+        result = await initialize(client, options, caps, root)
         yield client, result
         await client.shutdown_session()
     except BaseException:
