@@ -388,8 +388,15 @@ class ActionRunner:
         count = max(1, settings.best_of_n)
         outcome = ActionOutcome()
         started = time.perf_counter()
+        side_by_side = self._side_by_side_capacity()
         for index in range(count):
             elapsed_ms = (time.perf_counter() - started) * 1000
+            if index > 0 and side_by_side:
+                # The samples in one batch: as many as the measured cost of a step that wide allows.
+                results = await self._samples_side_by_side(prompt, stop, count - 1, elapsed_ms, started)
+                for offset, result in enumerate(results, start=1):
+                    outcome.candidates.append(await self._check_generated(target, view, prompt, result, offset))
+                break
             if index > 0 and elapsed_ms * (index + 1) / index > settings.best_of_n_budget_ms:
                 break  # the next candidate would not finish within the budget
             self._report(f"candidate {index + 1}/{count}", int(100 * index / count))
@@ -411,6 +418,35 @@ class ActionRunner:
         if best.execution is not None:
             outcome.summary = best.execution.summary()
         return outcome
+
+    def _side_by_side_capacity(self) -> int:
+        """How many samples the quality tier's model can generate side by side in one batch (0: one at a time)."""
+        backend = self.backend
+        if not self.settings.side_by_side or getattr(backend, "remote", False):
+            return 0  # (an inference server batches concurrent requests itself)
+        return int(getattr(backend, "parallel_samples", 0) or 0)
+
+    async def _samples_side_by_side(self, prompt: ActionPrompt, stop: Any, wanted: int, greedy_ms: float,
+                                    started: float) -> list[GenerationResult]:
+        """Up to `wanted` sampled candidates generated in one batch, as many as fit in the time budget:
+        a step of k sequences costs what the model measured (`parallel_cost`), relative to the greedy one."""
+        settings = self.settings
+        backend = self.backend
+        wanted = min(wanted, self._side_by_side_capacity())
+        left_ms = settings.best_of_n_budget_ms - (time.perf_counter() - started) * 1000
+        cost = getattr(backend, "parallel_cost", lambda k: float(k))
+        while wanted > 0 and greedy_ms * cost(wanted) > left_ms:
+            wanted -= 1
+        if wanted <= 0:
+            return []
+        self._report(f"candidates 2-{wanted + 1} side by side", int(100 / (wanted + 1)))
+        samplings = tuple(Sampling(temperature=settings.temperature, seed=index) for index in range(1, wanted + 1))
+        tokens = prompt_tokens(backend, prompt)
+        request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=settings.max_tokens, kind="generation",
+                                    tier="quality", stop=prompt.stop, stop_check=stop, want_logprobs=True,
+                                    samples=samplings)
+        result = await self._run(request)
+        return [sample for sample in result.samples if sample.finish_reason != "cancelled"]
 
     async def _filter_candidates(self, view: DocumentView, path: str, candidates: list[Candidate]) -> None:
         """Run the candidate filters (e.g. the type check) on the accepted candidates, off the event loop."""

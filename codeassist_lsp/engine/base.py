@@ -60,6 +60,12 @@ class GenerationRequest:
     guess_below: float = 0.0
     """With a budget: deliver early, as at the budget, before the first token the model chooses with
     less than this probability (what follows a guess is rarely what the user types); 0 = off."""
+    samples: tuple[Sampling, ...] = ()
+    """Generate one answer per Sampling side by side (KV sequences sharing the evaluated prompt, one
+    decode per step for all of them) instead of one with `sampling`; results in `GenerationResult.samples`.
+    Backends that cannot (`parallel_samples` 0) are never sent such a request."""
+    resume: tuple["GenerationResult", ...] = attrs.field(default=(), eq=False)
+    """With `samples`, after a preemption: what each sample had written; generation goes on from there."""
 
 
 @attrs.define
@@ -81,6 +87,9 @@ class GenerationResult:
     token_ids: list[int] = attrs.Factory(list)
     """The generated tokens up to the last one after which `text` is complete (no character split
     between tokens): where a preempted generation resumes."""
+    samples: list["GenerationResult"] = attrs.Factory(list)
+    """For a request with `samples`: each sample's result, in order (finish_reason 'cancelled' on the
+    ones a preemption interrupted)."""
 
     @property
     def mean_logprob(self) -> float:

@@ -45,6 +45,9 @@ PROMPT_CHUNK = 64
 MIN_PROMPT_CHUNK = 1
 # The KV cache sequence a prewarm's prompt is staged in (0 holds the keystrokes' prompt).
 STAGE_SEQ = 1
+# Best-of-N samples generated side by side use KV sequences PARALLEL_SEQ .. PARALLEL_SEQ + MAX_PARALLEL - 1.
+PARALLEL_SEQ = 2
+MAX_PARALLEL = 8
 # The exactness probe: tokens cached before it (beyond 512 keys, where llama.cpp's CPU attention
 # would change kernels) and the largest verification batch it tries.
 PROBE_CONTEXT = 520
@@ -182,9 +185,10 @@ def _context_params(lib, settings: ModelSettings, *, batch_invariant: bool = Tru
     params.no_perf = True
     # Sliding-window models (Gemma 3) can only roll the cache back with a full-size SWA cache.
     params.swa_full = True
-    # Sequence 1 stages a prewarm's prompt beside the one the keystrokes use (see LlamaBackend.stage);
-    # one unified buffer of n_ctx cells, so both see the whole context and share their common head.
-    params.n_seq_max = 2
+    # Sequence 1 stages a prewarm's prompt beside the one the keystrokes use (see LlamaBackend.stage),
+    # sequences 2-9 hold best-of-N samples generated side by side (LlamaBackend._run_samples); one
+    # unified buffer of n_ctx cells, so all see the whole context and share their common head.
+    params.n_seq_max = PARALLEL_SEQ + MAX_PARALLEL
     params.kv_unified = True
     if batch_invariant and resolve_gpu_layers(settings.gpu_layers) == 0:
         _use_batch_invariant_attention(lib, params)
@@ -354,6 +358,11 @@ class LlamaBackend:
         self.prompt_format = prompt_format
         self.stop = stop
         self._cached: list[int] = []  # tokens whose keys/values are in the KV cache, in order
+        # Tokens held by each side-by-side sample's KV sequence (kept across a preemption to resume).
+        self._sample_cached: dict[int, list[int]] = {}
+        self.parallel_samples = MAX_PARALLEL
+        # Measured ms per decode step by number of sequences decoded together (moving averages).
+        self.parallel_step_ms: dict[int, float] = {}
         self._samplers: dict[Sampling, object] = {}
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._token_array = (lib.llama_token * max(PROMPT_CHUNK, 1))()
@@ -466,6 +475,7 @@ class LlamaBackend:
         log.debug("KV cache could not be truncated at %d; clearing it", keep)
         self._lib.llama_memory_clear(self._memory, True)
         self._cached.clear()
+        self._sample_cached.clear()
         return 0
 
     def _decode(self, tokens: list[int]) -> bool:
@@ -495,6 +505,7 @@ class LlamaBackend:
             # A failed decode leaves the cache in an unknown state: start clean next time.
             self._lib.llama_memory_clear(self._memory, True)
             self._cached.clear()
+            self._sample_cached.clear()
             raise EngineError(f"llama_decode failed with status {status}")
         return True
 
@@ -719,6 +730,11 @@ class LlamaBackend:
              on_partial: PartialCallback | None = None) -> GenerationResult:
         result = GenerationResult(prompt_tokens=len(request.prompt_tokens))
         prompt = list(request.prompt_tokens)
+        if request.samples:
+            return self._run_samples(request, cancel, result)
+        # Samples kept for a preempted best-of-N hold KV cells this request may need: they are rebuilt
+        # when it resumes.
+        self._drop_samples()
         if len(prompt) + request.max_tokens >= self.n_ctx:
             # Keep the end of the prompt: the cursor is there.
             prompt = prompt[-(self.n_ctx - request.max_tokens - 1):]
@@ -944,6 +960,163 @@ class LlamaBackend:
             if not self._sync_cache(history + drafts[:accepted], cancel):
                 return []
         return chosen
+
+    # -- best-of-N samples side by side -----------------------------------------------------
+
+    def _drop_samples(self) -> None:
+        """Free the KV sequences of side-by-side samples."""
+        for seq in self._sample_cached:
+            self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        self._sample_cached.clear()
+
+    def _decode_items(self, items: list[tuple[int, int, int, bool]]) -> bool:
+        """One llama_decode of (token, position, sequence, wants logits) items; False when cancelled."""
+        lib = self._lib
+        if len(items) > self._batch_capacity:
+            if self._batch is not None:
+                lib.llama_batch_free(self._batch)
+            self._batch_capacity = max(len(items), 16)
+            self._batch = lib.llama_batch_init(self._batch_capacity, 0, 1)
+        batch = self._batch
+        for i, (token, position, seq, logits) in enumerate(items):
+            batch.token[i] = token
+            batch.pos[i] = position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = 1 if logits else 0
+        batch.n_tokens = len(items)
+        return self._checked_decode(batch)
+
+    def _run_samples(self, request: GenerationRequest, cancel: CancelFlag,
+                     result: GenerationResult) -> GenerationResult:
+        """Generate one answer per `request.samples` side by side: the prompt is evaluated once (sequence
+        0), each sample's KV sequence shares its cells, and every step decodes one token of each unfinished
+        sample in a single batch. Preempted, each sample's progress is returned and its KV sequence kept,
+        so the resumed request (`request.resume`) goes on where it stopped."""
+        started = time.perf_counter()
+        prompt = list(request.prompt_tokens)
+        room = self.n_ctx - len(prompt) - 2
+        count = min(len(request.samples), MAX_PARALLEL, room // max(1, request.max_tokens))
+        if count <= 0:
+            result.finish_reason = "length"
+            return result
+        samplings = request.samples[:count]
+        samples = [attrs.evolve(done, token_logprobs=list(done.token_logprobs), token_ids=list(done.token_ids))
+                   for done in request.resume[:count]]
+        fresh = len(samples)
+        # 'cancelled' until finished: what a preemption returns for the ones still running
+        samples += [GenerationResult(prompt_tokens=len(prompt), finish_reason="cancelled")
+                    for _ in range(count - fresh)]
+        result.samples = samples
+        for index, sampling in enumerate(samplings):
+            if index >= fresh:
+                self._lib.llama_sampler_reset(self._sampler(sampling))
+        # Sequence 0 holds the prompt but its last token, which each sample decodes in its own sequence.
+        head = prompt[:-1]
+        result.reused_tokens = self._cached_prefix(head)
+        if not self._sync_cache(head, cancel):
+            result.finish_reason = "cancelled"
+            return result
+        result.evaluated_tokens = len(head) - result.reused_tokens
+        # Bring each unfinished sample's sequence to its history but the last token (the one to decode).
+        catch_up: list[tuple[int, int, int, bool]] = []
+        pending: dict[int, int] = {}  # sample index -> token to decode next
+        for index, sample in enumerate(samples):
+            if sample.finish_reason != "cancelled":
+                continue  # finished before the preemption
+            seq = PARALLEL_SEQ + index
+            history = prompt + sample.token_ids
+            held = self._sample_cached.get(seq, [])
+            common = 0
+            for have, want in zip(held, history[:-1]):
+                if have != want:
+                    break
+                common += 1
+            if common < len(head):
+                self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+                self._lib.llama_memory_seq_cp(self._memory, 0, seq, 0, len(head))
+                common = len(head)
+            else:
+                self._lib.llama_memory_seq_rm(self._memory, seq, common, -1)
+            self._sample_cached[seq] = history[:common]
+            catch_up += [(token, position, seq, False) for position, token in
+                         enumerate(history[common:-1], start=common)]
+            pending[index] = history[-1]
+        for begin in range(0, len(catch_up), self._prompt_chunk):
+            chunk = catch_up[begin:begin + self._prompt_chunk]
+            if cancel.is_set or not self._decode_items(chunk):
+                # llama.cpp removed an aborted batch's cells: each sequence holds what _sample_cached says.
+                result.finish_reason = "cancelled"
+                return result
+            for token, _position, seq, _logits in chunk:
+                self._sample_cached[seq].append(token)
+        result.prompt_ms = (time.perf_counter() - started) * 1000
+        generate_started = time.perf_counter()
+        earlier_ms = [sample.generate_ms for sample in samples]  # before a preemption
+        stops = request.stop + self.stop
+        raw = {index: bytearray(b"".join(self.token_bytes(t) for t in samples[index].token_ids)) for index in pending}
+        while pending:
+            if cancel.is_set:
+                break
+            order = sorted(pending)
+            items = [(pending[index], len(self._sample_cached[PARALLEL_SEQ + index]), PARALLEL_SEQ + index, True)
+                     for index in order]
+            step_started = time.perf_counter()
+            if not self._decode_items(items):
+                break
+            self._note_step(len(items), (time.perf_counter() - step_started) * 1000)
+            for row, index in enumerate(order):
+                sample = samples[index]
+                self._sample_cached[PARALLEL_SEQ + index].append(pending.pop(index))
+                token, logprob = self._choose(self._sampler(samplings[index]), row, request.want_logprobs)
+                reason = self._sample_step(sample, token, logprob, raw[index], request, stops)
+                sample.generate_ms = earlier_ms[index] + (time.perf_counter() - generate_started) * 1000
+                if reason is None:
+                    pending[index] = token
+                else:
+                    sample.finish_reason = reason
+        result.generate_ms = (time.perf_counter() - generate_started) * 1000
+        if pending:
+            result.finish_reason = "cancelled"  # preempted or cancelled: the sequences stay for a resume
+        else:
+            self._drop_samples()
+        result.generated_tokens = sum(sample.generated_tokens for sample in samples)
+        return result
+
+    def _sample_step(self, sample: GenerationResult, token: int, logprob: float | None, raw: bytearray,
+                     request: GenerationRequest, stops: tuple[str, ...]) -> str | None:
+        """Add one chosen token to a side-by-side sample; the finish reason when it is done, else None."""
+        if logprob is not None:
+            sample.token_logprobs.append(logprob)
+        if self._lib.llama_vocab_is_eog(self._vocab, token):
+            return "eog"
+        sample.generated_tokens += 1
+        raw.extend(self.token_bytes(token))
+        text = raw.decode("utf-8", "ignore")
+        sample.text = text
+        sample.token_ids.append(token)
+        cut = _first_stop(text, stops)
+        if cut is None and request.stop_check is not None:
+            cut = request.stop_check(text)
+        if cut is not None:
+            sample.text = text[:cut]
+            return "stop"
+        if len(sample.token_ids) >= request.max_tokens:
+            return "length"
+        return None
+
+    def _note_step(self, sequences: int, elapsed_ms: float) -> None:
+        """Fold one side-by-side decode step into the moving average for that many sequences."""
+        current = self.parallel_step_ms.get(sequences)
+        self.parallel_step_ms[sequences] = elapsed_ms if current is None else 0.8 * current + 0.2 * elapsed_ms
+
+    def parallel_cost(self, sequences: int) -> float:
+        """How many one-token decodes a step of `sequences` side by side costs (measured; else `sequences`)."""
+        single = self.parallel_step_ms.get(1) or self.decode_ms_per_token
+        step = self.parallel_step_ms.get(sequences)
+        if single is None or step is None:
+            return float(sequences)
+        return step / single
 
     def _score_prompt(self, prompt: list[int], count: int, cancel: CancelFlag,
                       result: GenerationResult) -> GenerationResult:

@@ -90,6 +90,8 @@ def _remaining(job: Job) -> GenerationRequest | None:
     decode), the token limit shrinks by them, and stop checks see the whole text. None: nothing is left.
     """
     done, request = job.done_part, job.request
+    if done is not None and done.samples:
+        return attrs.evolve(request, resume=tuple(done.samples))  # side-by-side samples go on where they were
     if done is None or not done.token_ids:
         return request
     left = request.max_tokens - len(done.token_ids)
@@ -300,7 +302,7 @@ class ModelWorker:
             result = _joined(job.done_part, result)
             if result.finish_reason == "cancelled":
                 if job.cancel_flag.reason == "preempted":
-                    if request.kind == "generation" and result.token_ids:
+                    if request.kind == "generation" and (result.token_ids or result.samples):
                         job.done_part = result  # keep what it wrote
                     self._requeue(job)
                     return
