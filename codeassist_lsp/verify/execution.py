@@ -1,12 +1,17 @@
-"""Test stage: run what can test a generated Python function, in the sandbox, and compare candidates' behaviour.
+"""Test stage: run what can test a generated function, in the sandbox, and compare candidates' behaviour.
 
-What runs (Python only; other languages say "tests not run"):
+What runs for Python:
 
 * the docstring's examples: doctests (``>>> f(2)`` + the expected output) and example lines written
   ``f(2) == 4``, ``f(2) ➞ 4``, ``f(2) => 4``, ``f(2) returns 4``;
 * ``assert`` examples in the comment the user wrote (``# assert add(2, 3) == 5``);
 * the workspace's own tests that import the edited function (pytest, when codeassist's interpreter has it),
   run against a scratch copy of the workspace with the edited file in place.
+
+For JavaScript and Go, the workspace's own tests that use the edited function: ``node --test`` on the
+``*.test.js`` / ``*.spec.js`` / ``test/`` files that import the edited module, and ``go test -run`` on the
+edited package's ``Test*`` functions that call it (when node / go are installed; else the plan says so).
+TypeScript tests need a Node that strips types (>= 22.6); with an older one they are not run, said so.
 
 Besides pass/fail, each candidate is run on *agreement inputs*: the examples' calls and a few inputs made
 from them or from the signature's annotations. Candidates whose outputs agree with most others rank higher
@@ -22,9 +27,11 @@ import logging
 import os
 import random
 import re
+import shutil
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -71,6 +78,10 @@ class TestPlan:
     relative_path: str = "candidate.py"
     workspace_tests: tuple[str, ...] = ()
     not_run: tuple[str, ...] = ()
+    test_runner: str = "pytest"
+    """Which WORKSPACE_RUNNERS entry runs `workspace_tests`."""
+    test_names: tuple[str, ...] = ()
+    """For `go test`: the Test functions that call the edited function (-run)."""
 
     @property
     def empty(self) -> bool:
@@ -392,8 +403,10 @@ def workspace_root_of(path: str | None) -> str | None:
 
 
 def plan_tests(*, document: str, header: str, function: str, path: str | None = None,
-               workspace_tests: bool = True) -> TestPlan:
+               workspace_tests: bool = True, language: str = "python") -> TestPlan:
     """What to run for candidates of `function`: examples from `header` (docstring/comment) and workspace tests."""
+    if language != "python":
+        return _plan_workspace_tests(language, function, path if workspace_tests else None)
     examples = find_examples(header, function)
     not_run: list[str] = []
     given = [e for e in examples if e.kind != "generated"]
@@ -568,7 +581,7 @@ def _run_examples(plan: TestPlan, program: str, sandbox: Sandbox, report: Execut
         counts[0] += bool(case.get("passed"))
 
 
-def _copy_filter(root: str) -> object:
+def _copy_filter(root: str, sources: tuple[str, ...] = (".py",)) -> object:
     budget = [WORKSPACE_FILES, WORKSPACE_BYTES]
 
     def ignore(folder: str, names: list[str]) -> list[str]:
@@ -579,8 +592,8 @@ def _copy_filter(root: str) -> object:
                 if name in SKIPPED_FOLDERS or name.startswith("."):
                     skipped.append(name)
                 continue
-            if not (name.endswith(".py") or name in CONFIG_FILES or name.endswith((".json", ".toml", ".cfg",
-                                                                                    ".txt", ".ini"))):
+            if not (name.endswith(sources) or name in CONFIG_FILES or name.endswith((".json", ".toml", ".cfg",
+                                                                                   ".txt", ".ini"))):
                 skipped.append(name)
                 continue
             try:
@@ -605,6 +618,9 @@ def _run_workspace_tests(plan: TestPlan, program: str, sandbox: Sandbox, report:
                          timeout_s: float) -> None:
     if not plan.workspace_tests or plan.workspace_root is None:
         return
+    if plan.test_runner != "pytest":
+        _run_other_tests(WORKSPACE_RUNNERS[plan.test_runner], plan, program, sandbox, report, timeout_s)
+        return
     limits = attrs.evolve(sandbox.limits, wall_s=timeout_s, cpu_s=int(timeout_s) + 1)
     with sandbox.scratch({plan.relative_path: program}, copy_from=plan.workspace_root,
                          copy_filter=_copy_filter(plan.workspace_root)) as folder:
@@ -624,6 +640,176 @@ def _run_workspace_tests(plan: TestPlan, program: str, sandbox: Sandbox, report:
     if passed + failed == 0 and result.returncode not in (0, 5):
         failed = 1  # collection failed (the edit breaks an import): counts as one failed test
     report.counts["workspace"] = [passed, passed + failed]
+
+
+# -- JavaScript (node --test) and Go (go test) -----------------------------------------------------------
+
+@attrs.frozen
+class WorkspaceRunner:
+    """How one language's workspace tests are found and run."""
+
+    name: str
+    tool: str
+    languages: tuple[str, ...]
+    sources: tuple[str, ...]
+    """File endings copied into the scratch copy (besides the project's config files)."""
+    is_test_file: Callable[[str], bool]
+    uses: Callable[[str, str, str, str], tuple[str, ...] | None]
+    """(test file text, its path, edited file's relative path, function) -> test names that use the function
+    (empty tuple: the whole file), None: it does not use it."""
+    argv: Callable[[TestPlan], list[str]]
+    counts: Callable[[str], tuple[int, int]]
+    """stdout -> (passed, failed)."""
+    env: Callable[[str], dict[str, str]] = lambda scratch: {}
+    """The scratch folder -> extra environment."""
+    memory_mb: int = 1024
+
+
+def _node_uses(text: str, test_path: str, edited: str, function: str) -> tuple[str, ...] | None:
+    module = re.escape(Path(edited).with_suffix("").name)
+    imports = re.search(rf"""(?:require\(\s*|from\s+|import\s*\(\s*)['"][^'"]*\b{module}(?:\.[cm]?[jt]s)?['"]""", text)
+    return () if imports and re.search(rf"\b{re.escape(function)}\b", text) else None
+
+
+def _node_counts(stdout: str) -> tuple[int, int]:
+    counts = dict(re.findall(r"^# (pass|fail|cancelled) (\d+)$", stdout, re.M))
+    return int(counts.get("pass", 0)), int(counts.get("fail", 0)) + int(counts.get("cancelled", 0))
+
+
+def _go_uses(text: str, test_path: str, edited: str, function: str) -> tuple[str, ...] | None:
+    if Path(test_path).parent != Path(edited).parent:
+        return None  # go tests exercise their own package: the edited file's folder
+    names = []
+    for match in re.finditer(r"^func\s+(Test\w*)\s*\(\s*\w+\s+\*testing\.T\s*\)", text, re.M):
+        following = re.search(r"^func\s", text[match.end():], re.M)
+        body = text[match.end():match.end() + following.start()] if following else text[match.end():]
+        if re.search(rf"\b{re.escape(function)}\s*\(", body):
+            names.append(match.group(1))
+    return tuple(names) if names else None
+
+
+def _go_counts(stdout: str) -> tuple[int, int]:
+    passed = len(re.findall(r"^\s*--- PASS: ", stdout, re.M))
+    failed = len(re.findall(r"^\s*--- FAIL: ", stdout, re.M))
+    return passed, failed
+
+
+def _go_argv(plan: TestPlan) -> list[str]:
+    package = "./" + (Path(plan.relative_path).parent.as_posix() if Path(plan.relative_path).parent.parts else "")
+    return ["go", "test", "-v", "-count=1", "-run", f"^({'|'.join(plan.test_names)})$", package.rstrip("/") or "."]
+
+
+def _go_env(scratch: str) -> dict[str, str]:
+    # Offline, no cgo, the build cache inside the scratch copy (go wants absolute paths).
+    tmp = os.path.join(scratch, ".tmp")
+    return {"GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0",
+            "GOCACHE": os.path.join(tmp, "go-build"), "GOPATH": os.path.join(tmp, "go"), "GOTMPDIR": tmp}
+
+
+_NODE_TEST_FILE = re.compile(r"(\.(test|spec)\.[cm]?[jt]s$)|(^|/)(tests?|__tests__)/[^/]+\.[cm]?[jt]s$")
+WORKSPACE_RUNNERS: dict[str, WorkspaceRunner] = {
+    "node": WorkspaceRunner(
+        name="node --test", tool="node", languages=("javascript", "typescript"),
+        sources=(".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".json"),
+        is_test_file=lambda path: bool(_NODE_TEST_FILE.search(path)), uses=_node_uses,
+        argv=lambda plan: ["node", "--test", "--test-reporter=tap", *_strip_types(plan), *plan.workspace_tests],
+        counts=_node_counts),
+    "go": WorkspaceRunner(
+        name="go test", tool="go", languages=("go",), sources=(".go", ".mod", ".sum"),
+        is_test_file=lambda path: path.endswith("_test.go"), uses=_go_uses, argv=_go_argv, counts=_go_counts,
+        env=_go_env, memory_mb=2048),
+}
+PROJECT_MARKERS = ("package.json", "go.mod", "tsconfig.json", ".git")
+TESTED_LANGUAGES = ("python", *(language for runner in WORKSPACE_RUNNERS.values() for language in runner.languages))
+
+
+def _strip_types(plan: TestPlan) -> list[str]:
+    typed = any(t.endswith((".ts", ".mts", ".cts")) for t in plan.workspace_tests)
+    return ["--experimental-strip-types", "--no-warnings"] if typed else []
+
+
+def _node_version() -> tuple[int, int]:
+    """The installed node's (major, minor); (0, 0) when it does not run."""
+    try:
+        out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0, 0)
+    match = re.match(r"v(\d+)\.(\d+)", out.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def _project_root(path: str, markers: Sequence[str]) -> str | None:
+    current = Path(path).resolve().parent
+    for folder in [current, *current.parents]:
+        if any((folder / marker).exists() for marker in markers):
+            return str(folder) if folder != Path(folder.anchor) else None
+    return None
+
+
+def _plan_workspace_tests(language: str, function: str, path: str | None) -> TestPlan:
+    """The plan for a JavaScript/TypeScript/Go function: the workspace tests that use it."""
+    runner_key = next((key for key, runner in WORKSPACE_RUNNERS.items() if language in runner.languages), None)
+    if runner_key is None:
+        return TestPlan(function, not_run=(f"no test stage for {language}",))
+    runner = WORKSPACE_RUNNERS[runner_key]
+    root = _project_root(path, PROJECT_MARKERS) if path and function else None
+    if root is None or path is None:
+        return TestPlan(function, not_run=("no workspace tests to run (no project folder)",))
+    relative = os.path.relpath(Path(path).resolve(), root)
+    tests: list[str] = []
+    names: list[str] = []
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith("."))
+        for name in sorted(files):
+            test_path = os.path.relpath(os.path.join(folder, name), root)
+            if not runner.is_test_file(test_path):
+                continue
+            seen += 1
+            if seen > 2000:
+                break
+            try:
+                text = Path(root, test_path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            used = runner.uses(text, test_path, relative, function)
+            if used is not None:
+                tests.append(test_path)
+                names += used
+    if not tests:
+        return TestPlan(function, not_run=(f"no workspace tests use {function}",))
+    if shutil.which(runner.tool) is None:
+        return TestPlan(function, not_run=(f"workspace tests: {runner.tool} is not installed",))
+    if runner_key == "node" and _strip_types(TestPlan(function, workspace_tests=tuple(tests))) \
+            and _node_version() < (22, 6):
+        return TestPlan(function, not_run=("TypeScript tests: this Node cannot strip types (needs >= 22.6)",))
+    return TestPlan(function, workspace_root=root, relative_path=relative, workspace_tests=tuple(tests),
+                    test_runner=runner_key, test_names=tuple(names))
+
+
+def _run_other_tests(runner: WorkspaceRunner, plan: TestPlan, program: str, sandbox: Sandbox,
+                     report: ExecutionReport, timeout_s: float) -> None:
+    """node --test / go test against a scratch copy of the project with the edited file in place."""
+    assert plan.workspace_root is not None
+    limits = attrs.evolve(sandbox.limits, wall_s=timeout_s, cpu_s=int(timeout_s) + 1,
+                          memory_mb=max(sandbox.limits.memory_mb, runner.memory_mb), tmp_mb=256)
+    keep = runner.sources + (".json", ".toml")
+    with sandbox.scratch({plan.relative_path: program}, copy_from=plan.workspace_root,
+                         copy_filter=_copy_filter(plan.workspace_root, keep)) as folder:
+        modules = Path(plan.workspace_root, "node_modules")
+        if runner.tool == "node" and modules.is_dir():
+            os.symlink(modules, Path(folder, "node_modules"))  # read-only in the sandbox, never copied
+        result = sandbox.run(runner.argv(plan), folder, limits=limits, env=runner.env(folder))
+    passed, failed = runner.counts(result.stdout)
+    if result.timed_out:
+        report.notes.append("workspace tests timed out")
+        failed = max(failed, 1)
+    if passed + failed == 0 and result.returncode != 0:
+        failed = 1  # the edit breaks loading or building: counts as one failed test
+        last = (result.stderr or result.stdout).strip().splitlines()
+        report.notes.append(f"{runner.name}: {last[-1] if last else 'failed'}"[:160])
+    report.counts["workspace"] = [passed, passed + failed]
+    report.isolation = report.isolation or result.isolation
 
 
 def run_tests(plan: TestPlan, program: str, sandbox: Sandbox | None = None,

@@ -8,7 +8,7 @@ from lsprotocol import types
 
 from codeassist_lsp.actions.edits import Replacement, verify_replacement
 from codeassist_lsp.actions.runner import ActionOutcome, ActionRunner, Candidate, comment_above, rank_candidates
-from codeassist_lsp.actions.targets import DocumentView, generation_target
+from codeassist_lsp.actions.targets import ActionTarget, DocumentView, generation_target
 from codeassist_lsp.config import ActionsSettings
 from codeassist_lsp.context.languages import language_for
 from codeassist_lsp.engine.base import GenerationResult
@@ -131,3 +131,35 @@ async def test_resolve_puts_the_test_result_in_the_title_and_status_names_the_sa
         assert report["sandbox"]["testStage"] is True
         assert report["sandbox"]["isolation"] in ("bwrap", "unshare", "rlimits")
         assert report["stats"]["action_test_runs"] >= 1
+
+
+def test_javascript_candidates_are_ranked_by_the_workspace_tests(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import pytest
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    (tmp_path / "package.json").write_text('{"name": "demo"}\n')
+    document = "// Double a number.\nfunction double(x) {\n}\nmodule.exports = { double };\n"
+    module = tmp_path / "mathy.js"
+    module.write_text(document)
+    (tmp_path / "mathy.test.js").write_text(
+        "const test = require('node:test');\nconst assert = require('node:assert');\n"
+        "const { double } = require('./mathy.js');\n"
+        "test('two', () => assert.strictEqual(double(2), 4));\ntest('five', () => assert.strictEqual(double(5), 10));\n")
+    view = DocumentView.of(module.as_uri(), document, 1, "javascript")
+    start = document.index("{\n") + 1
+    target = ActionTarget("generate", view.uri, 1, start, start, name="double", indent="  ")
+    candidates = []
+    for index, (body, logprob) in enumerate([("return x * 3;", -0.01), ("return 2 * x;", -0.4)]):
+        replacement = Replacement(start, start, "\n  " + body)
+        checked = verify_replacement(view.text, replacement, language_for("javascript"), SecurityPolicy())
+        assert checked.accepted, checked.reason
+        candidates.append(Candidate(GenerationResult(text=body, token_logprobs=[logprob]), checked, index=index))
+    runner = ActionRunner(None, ActionsSettings())
+    asyncio.run(runner._execute_candidates(target, view, str(module), "// Double a number.\n", candidates))
+    assert candidates[0].execution is not None and candidates[0].execution.counts["workspace"] == [0, 2]
+    assert candidates[1].execution is not None and candidates[1].execution.summary() == "2/2 tests pass"
+    assert rank_candidates(candidates) is candidates[1]  # the tests outrank the greedy candidate's confidence
+

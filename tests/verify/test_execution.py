@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -144,3 +145,51 @@ def test_a_file_whose_imports_are_missing_counts_nothing() -> None:
     report = run_tests(plan, header + "    return a + b\n")
     assert report.run == 0 and report.summary() == ""
     assert any("not_a_module_here" in note for note in report.notes)
+
+
+def test_javascript_workspace_tests_run_with_node_test(tmp_path: Path) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    (tmp_path / "package.json").write_text('{"name": "demo", "type": "commonjs"}\n')
+    (tmp_path / "src").mkdir()
+    module = tmp_path / "src" / "mathy.js"
+    module.write_text("function double(x) {\n  // TODO\n}\nmodule.exports = { double };\n")
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "mathy.test.js").write_text(
+        "const test = require('node:test');\nconst assert = require('node:assert');\n"
+        "const { double } = require('../src/mathy');\n"
+        "test('two', () => assert.strictEqual(double(2), 4));\ntest('zero', () => assert.strictEqual(double(0), 0));\n")
+    (tmp_path / "test" / "other.test.js").write_text("require('node:test')('other', () => {});\n")
+    plan = plan_tests(document=module.read_text(), header="", function="double", path=str(module),
+                      language="javascript")
+    assert plan.test_runner == "node" and plan.workspace_tests == (str(Path("test/mathy.test.js")),)
+    good = run_tests(plan, "function double(x) {\n  return 2 * x;\n}\nmodule.exports = { double };\n")
+    assert good.counts["workspace"] == [2, 2] and good.summary() == "2/2 tests pass"
+    wrong = run_tests(plan, "function double(x) {\n  return x + 2;\n}\nmodule.exports = { double };\n")
+    assert wrong.counts["workspace"] == [1, 2]  # double(2) is 4 either way
+    broken = run_tests(plan, "function double(x) {\n  return x +;\n}\nmodule.exports = { double };\n")
+    assert broken.counts["workspace"][0] == 0 and broken.counts["workspace"][1] >= 1
+    assert module.read_text().endswith("module.exports = { double };\n") and "TODO" in module.read_text()
+
+
+def test_go_workspace_tests_run_the_tests_that_call_the_function(tmp_path: Path) -> None:
+    if shutil.which("go") is None:
+        pytest.skip("go is not installed")
+    (tmp_path / "go.mod").write_text("module example.com/demo\n\ngo 1.19\n")
+    (tmp_path / "mathy").mkdir()
+    module = tmp_path / "mathy" / "double.go"
+    module.write_text("package mathy\n\nfunc Double(x int) int {\n\treturn 0\n}\n")
+    (tmp_path / "mathy" / "double_test.go").write_text(
+        'package mathy\n\nimport "testing"\n\n'
+        "func TestDoubleTwo(t *testing.T) {\n\tif Double(2) != 4 {\n\t\tt.Fatal(Double(2))\n\t}\n}\n\n"
+        "func TestDoubleZero(t *testing.T) {\n\tif Double(0) != 0 {\n\t\tt.Fatal(Double(0))\n\t}\n}\n\n"
+        "func TestUnrelated(t *testing.T) {\n\tt.Fatal(\"not about Double's tests\")\n}\n")
+    plan = plan_tests(document=module.read_text(), header="", function="Double", path=str(module), language="go")
+    assert plan.test_runner == "go" and plan.test_names == ("TestDoubleTwo", "TestDoubleZero")
+    good = run_tests(plan, "package mathy\n\nfunc Double(x int) int {\n\treturn 2 * x\n}\n")
+    assert good.counts["workspace"] == [2, 2], good.notes
+    wrong = run_tests(plan, "package mathy\n\nfunc Double(x int) int {\n\treturn x + 2\n}\n")
+    assert wrong.counts["workspace"] == [1, 2]  # Double(2) is 4 either way
+    broken = run_tests(plan, "package mathy\n\nfunc Double(x int) int {\n\treturn x +\n}\n")
+    assert broken.counts["workspace"] == [0, 1] and any("go test" in note for note in broken.notes)
+    assert "return 0" in module.read_text()  # the workspace itself is never touched
