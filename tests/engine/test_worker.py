@@ -169,3 +169,28 @@ def test_an_action_advances_in_prompt_chunks_as_small_as_one_token(worker: Model
     backend._chunk_now = 1  # as after repeated preemptions
     result = worker.submit(_completion(worker, "# " + "word " * 40 + "\n", 2, kind="generation")).future.result(120)
     assert result.evaluated_tokens > 8 and backend._chunk_now > 8  # chunks grow again as they get through
+
+
+def test_side_by_side_samples_preempted_by_typing_resume_and_lose_nothing(worker: ModelWorker) -> None:
+    from codeassist_lsp.engine.base import Sampling
+
+    samples = (Sampling(), Sampling(temperature=0.8, seed=1), Sampling(temperature=0.8, seed=2))
+    written = threading.Event()
+    seen: list[str] = []
+
+    def note(text: str) -> None:
+        seen.append(text)
+        if len(seen) > 12:
+            written.set()
+        return None
+
+    job = worker.submit(_completion(worker, "# A long story about code\n", 40, kind="generation", samples=samples,
+                                    stop_check=note, want_logprobs=True))
+    assert written.wait(120)
+    worker.submit(_completion(worker, "x = 1\n", 4)).future.result(120)  # typing preempts it (same model)
+    result = job.future.result(120)
+    assert job.preemptions >= 1 and job.done_part is not None and job.done_part.samples
+    assert len(result.samples) == 3
+    for before, after in zip(job.done_part.samples, result.samples):
+        assert after.token_ids[:len(before.token_ids)] == before.token_ids  # what was written stays
+        assert after.finish_reason in ("stop", "length", "eog") and len(after.token_ids) <= 40
