@@ -269,6 +269,19 @@ class FeedbackSettings:
 
 
 @attrs.define
+class AgentSettings:
+    """The agent command (`codeassist.agent`): how the model takes part in changing the workspace."""
+
+    tool_loop: bool = False
+    """For changes the deterministic refactorings cannot do, the model drives tools (list, read, search,
+    propose an edit, run the tests, finish) instead of rewriting whole files; off until it is measured."""
+    max_steps: int = attrs.field(default=12, validator=[attrs.validators.ge(1), attrs.validators.le(50)])
+    """Most model answers (one tool call each) in one run of the tool loop."""
+    token_budget: int = attrs.field(default=40000, validator=attrs.validators.ge(1000))
+    """Most tokens (every prompt and answer, summed over the model calls) one run of the tool loop may use."""
+
+
+@attrs.define
 class Settings:
     """Everything the server can be told through initializationOptions or didChangeConfiguration."""
 
@@ -281,6 +294,7 @@ class Settings:
     draft: DraftSettings = attrs.Factory(DraftSettings)
     cache: CacheSettings = attrs.Factory(CacheSettings)
     feedback: FeedbackSettings = attrs.Factory(FeedbackSettings)
+    agent: AgentSettings = attrs.Factory(AgentSettings)
     engine: str = "llama"
     """"llama" (in-process llama.cpp) or "fake" (deterministic, for protocol tests only)."""
 
@@ -293,7 +307,7 @@ def _camel(name: str) -> str:
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for cls in (RemoteSettings, ModelSettings, CompletionSettings, ContextSettings, SecuritySettings, ActionsSettings, SpeculationSettings,
-                DraftSettings, RedisSettings, CacheSettings, FeedbackSettings, Settings):
+                DraftSettings, RedisSettings, CacheSettings, FeedbackSettings, AgentSettings, Settings):
         overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)

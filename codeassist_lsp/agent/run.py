@@ -3,8 +3,9 @@
 Planning fits a small model: deterministic code first (a rename or an added parameter is parsed
 from the instruction and done on syntax trees), the model only for what needs judgment (a JSON
 plan when the instruction is phrased otherwise; whole-file rewrites of a few small files for other
-changes). Every staged file must pass the syntax and security checks, and the workspace's tests
-run in the sandbox before (baseline) and after; the edit is offered only when they pass after it.
+changes, or with `agent.toolLoop` the model driving tools in loop.py). Every staged file must pass
+the syntax and security checks, and the workspace's tests run in the sandbox before (baseline) and
+after; the edit is offered only when they pass after it.
 Nothing is written: the caller turns `AgentResult.changes` into one WorkspaceEdit.
 """
 
@@ -25,8 +26,11 @@ import attrs
 
 from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, verify_replacement
 from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
+from codeassist_lsp.agent.loop import LoopBudget, ToolLoop
 from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, definitions, rename
+from codeassist_lsp.agent.tools import PathFilter, Toolbox, is_test_file, may_edit_tests, new_syntax_errors
 from codeassist_lsp.agent.workspace import StagedWorkspace
+from codeassist_lsp.config import AgentSettings
 from codeassist_lsp.verify import SecurityPolicy
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ MAX_MODEL_CALLS = 6
 MAX_REWRITE_FILES = 3
 MAX_REWRITE_LINES = 200
 TIME_BUDGET_S = 600.0
+TEST_OUTPUT_CHARS = 4000
 
 # Asks the quality model for text: (prompt, max_tokens) -> text.
 Generate = Callable[[ActionPrompt, int], Awaitable[str]]
@@ -58,6 +63,8 @@ class TestRun:
     passed: bool
     summary: str
     ms: float
+    output: str = ""
+    """The tail of what the tests printed (the failures and the summary)."""
 
 
 @attrs.define
@@ -115,8 +122,15 @@ class Agent:
 
     def __init__(self, workspace: StagedWorkspace, generate: Generate | None, *,
                  report: Report | None = None, policy: SecurityPolicy | None = None,
-                 time_budget_s: float = TIME_BUDGET_S) -> None:
+                 time_budget_s: float = TIME_BUDGET_S, settings: AgentSettings | None = None,
+                 index: Any = None, allows: PathFilter | None = None, context_size: int = 4096) -> None:
+        """`index`: the workspace index (symbol search); `allows`: the paths the policy lets the agent
+        see; `context_size`: the quality model's context, which the tool loop's prompt must fit."""
         self.workspace = workspace
+        self.settings = settings or AgentSettings()
+        self._index = index
+        self._allows = allows
+        self._context_size = context_size
         self._generate = generate
         self._report = report or (lambda message, percentage: None)
         self.policy = policy or SecurityPolicy()
@@ -177,7 +191,7 @@ class Agent:
                                for path, (before, after) in self.workspace.changed().items()}
         tested = (f"; tests: {self.result.tests_before.summary if self.result.tests_before else '?'} before, "
                   f"{self.result.tests_after.summary} after") if self.result.tests_after else "; no tests found"
-        self.result.summary = f"{_describe(plan, sorted(self.result.changes))} in {len(self.result.changes)} file(s){tested}"
+        self.result.summary = f"{_describe(self.result.plan, sorted(self.result.changes))} in {len(self.result.changes)} file(s){tested}"
         self._say(self.result.summary, 100)
 
     async def _model_plan(self, instruction: str) -> dict[str, Any]:
@@ -192,6 +206,9 @@ class Agent:
         prompt = build_prompt(self._generate_backend(), language=None, user=user, primer="{", plain=user + "\n{")
         answer = "{" + await self._ask(prompt, 96)
         plan = parse_plan(answer)
+        if plan is None and self.settings.tool_loop:
+            self._say(f"no operation in the model's plan ({answer[:80]!r}): the tool loop decides")
+            return {"operation": "edit", "files": []}
         if plan is None:
             raise RefactorRefused(f"The model's plan was not one of the operations: {answer[:120]!r}")
         return plan
@@ -208,6 +225,8 @@ class Agent:
             return add_parameter(self.workspace, str(plan.get("function", "")), str(plan.get("parameter", "")),
                                  str(plan.get("default", "None")), None if passed in (None, "", "null") else str(passed))
         if operation == "edit":
+            if self.settings.tool_loop:
+                return await self._tool_loop(instruction)
             return await self._rewrite(plan, instruction)
         raise RefactorRefused(f"Unknown operation {operation!r} in the plan.")
 
@@ -218,8 +237,8 @@ class Agent:
         if not chosen:
             chosen = self._files_named_in(instruction)
         # The tests judge the change: the agent does not rewrite them to pass (unless told to).
-        if not re.search(r"\btests?\b.*\b(update|change|rewrite|fix the test code)\b", instruction, re.I):
-            chosen = [f for f in chosen if not _is_test_file(f)]
+        if not may_edit_tests(instruction):
+            chosen = [f for f in chosen if not is_test_file(f)]
         chosen = chosen[:MAX_REWRITE_FILES]
         if not chosen:
             raise RefactorRefused("The plan names no file of the workspace to change.")
@@ -246,6 +265,42 @@ class Agent:
             changed.append(path)
         return changed
 
+    async def _tool_loop(self, instruction: str) -> list[str]:
+        """The model changes the workspace through tools (loop.py); the staged files it leaves are the change."""
+        if self._generate is None:
+            raise RefactorRefused("This change needs the code model, which is not available.")
+        tests = find_tests(self.workspace)
+
+        def tests_with_edits(workspace: StagedWorkspace) -> tuple[bool, str, str]:
+            run = run_tests(workspace, tests or [], staged=True)
+            return run.passed, run.summary, run.output
+
+        toolbox = Toolbox(self.workspace, policy=self.policy, allows=self._allows, index=self._index,
+                          tests=tests_with_edits if tests else None, edit_tests=may_edit_tests(instruction))
+        answer_tokens = min(768, self._context_size // 4)
+        budget = LoopBudget(max_steps=self.settings.max_steps, max_tokens=self.settings.token_budget,
+                            deadline=self.deadline, max_answer_tokens=answer_tokens,
+                            max_prompt_tokens=self._context_size - answer_tokens - 64)
+        loop = ToolLoop(toolbox, self._generate, backend=self._generate_backend(), budget=budget,
+                        say=lambda message: self._say(message, 30 + 40 * min(loop.outcome.steps, budget.max_steps)
+                                                      // budget.max_steps),
+                        has_tests=tests is not None)
+        calls = "the chat template's tool calls" if loop.format.kind == "tools" else "JSON calls"
+        self._say(f"tool loop ({calls}): at most {budget.max_steps} steps, {budget.max_tokens} tokens", 30)
+        outcome = await loop.run(instruction)
+        self.result.model_calls += outcome.steps
+        self.result.plan = {"operation": "tool_loop", "finished": outcome.finished, "stopped": outcome.stopped,
+                            "steps": outcome.steps, "tokens": outcome.tokens, "malformed": outcome.malformed,
+                            "repaired": outcome.repaired, "summary": outcome.summary}
+        changed = sorted(self.workspace.changed())
+        # A loop cut off by its budget is offered only when the model's own last test run passed with
+        # exactly these edits (the tests then run again below); otherwise its edits may be half done.
+        if not outcome.finished and not (changed and toolbox.last_tests_passed):
+            raise RefactorRefused(f"The model did not finish ({outcome.stopped}); nothing offered.")
+        self._say(f"tool loop {'finished' if outcome.finished else 'stopped'} after {outcome.steps} steps, "
+                  f"{outcome.tokens} tokens: {outcome.summary or outcome.stopped}")
+        return changed
+
     def _files_named_in(self, instruction: str) -> list[str]:
         words = set(re.findall(r"\w+", instruction))
         hits = [p for p in self.workspace.files() if Path(p).stem in words]
@@ -262,9 +317,11 @@ class Agent:
         """Every staged file passes the syntax and security checks (else nothing is offered)."""
         for path, (before, after) in self.workspace.changed().items():
             replacement = minimal(before, Replacement(0, len(before), after))
-            checked = verify_replacement(before, replacement, self.workspace.language(path), self.policy)
-            if not checked.accepted:
-                raise RefactorRefused(f"The change to {path} does not pass the checks: {checked.reason}.")
+            language = self.workspace.language(path)
+            checked = verify_replacement(before, replacement, language, self.policy)
+            problem = checked.reason if not checked.accepted else new_syntax_errors(language, before, after)
+            if problem:
+                raise RefactorRefused(f"The change to {path} does not pass the checks: {problem}.")
 
 
 def _check_model_plan(plan: dict[str, Any], instruction: str, *, has_tests: bool) -> None:
@@ -288,19 +345,17 @@ def _describe(plan: dict[str, Any], changed: list[str]) -> str:
         return f"Renamed {plan.get('old')} to {plan.get('new')}"
     if operation == "add_parameter":
         return f"Added parameter {plan.get('parameter')} (default {plan.get('default')!r}) to {plan.get('function')}"
+    if operation == "tool_loop" and plan.get("summary"):
+        return f"Changed {', '.join(changed)} ({str(plan['summary']).rstrip('.')})"
     return "Rewrote " + ", ".join(changed)
 
 
 # -- the workspace's tests, in the sandbox ---------------------------------------------------------
 
-def _is_test_file(path: str) -> bool:
-    return bool(re.search(r"(^|/)(test_[^/]*|[^/]*_test)\.py$|\.test\.m?[jt]s$|(^|/)tests?/", path))
-
-
 def find_tests(workspace: StagedWorkspace) -> list[str] | None:
     """The command that runs the workspace's tests (pytest, or node --test), or None."""
     files = workspace.files()
-    python_tests = [f for f in files if f.endswith(".py") and _is_test_file(f)]
+    python_tests = [f for f in files if f.endswith(".py") and is_test_file(f)]
     if python_tests:
         return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *python_tests]
     js_tests = [f for f in files if f.endswith((".test.js", ".test.mjs"))]
@@ -325,7 +380,9 @@ def run_tests(workspace: StagedWorkspace, command: list[str], *, staged: bool) -
         outcome = sandbox.run(command, scratch, limits=limits)
     summary = "timed out" if outcome.timed_out else _test_summary(outcome.stdout) or f"exit {outcome.returncode}"
     return TestRun(" ".join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command[:4])),
-                   outcome.ok, summary, outcome.elapsed_ms)
+                   outcome.ok, summary, outcome.elapsed_ms,
+                   # stderr first: the tail kept is stdout's failures and counts, not a plugin's warnings
+                   (outcome.stderr[-1000:] + outcome.stdout)[-TEST_OUTPUT_CHARS:])
 
 
 def _test_summary(output: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -59,7 +60,9 @@ def register(server: CodeassistServer) -> None:
             except CodeassistError:
                 generate.backend = None  # type: ignore[attr-defined]
             result = await Agent(workspace, generate, report=work.report, policy=server.service.policy
-                                 if server.service else None).run(instruction)
+                                 if server.service else None, settings=server.settings.agent, index=server.index,
+                                 allows=_policy_filter(server, workspace),
+                                 context_size=server.settings.actions.model.context_size).run(instruction)
         log.info("agent transcript:\n%s", "\n".join(result.transcript))
         answer = _answer(result)
         if not result.changes:
@@ -83,6 +86,15 @@ def _answer(result: AgentResult) -> dict[str, Any]:
             "testsBefore": result.tests_before.summary if result.tests_before else None,
             "testsAfter": result.tests_after.summary if result.tests_after else None,
             "modelCalls": result.model_calls, "seconds": round(result.seconds, 1)}
+
+
+def _policy_filter(server: CodeassistServer, workspace: StagedWorkspace) -> Callable[[str], bool]:
+    """Whether the policy lets actions (the agent's model) see a workspace-relative path."""
+    def allows(path: str) -> bool:
+        language = workspace.language(path)
+        language_id = language.language_ids[0] if language and language.language_ids else ""
+        return server.policy.allows("actions", language_id, str(workspace.root / path))
+    return allows
 
 
 def _open_documents(server: CodeassistServer, root: Path) -> tuple[dict[str, str], dict[str, int]]:
