@@ -162,6 +162,7 @@ class Toolbox:
         self.last_tests_passed: bool | None = None
         """The last run_tests result, None when the edits changed after it (or it never ran)."""
         self.summary = ""
+        self._visible: list[str] | None = None
 
     def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Run one tool; a mistake of the model's is answered as an error text, not raised."""
@@ -173,13 +174,17 @@ class Toolbox:
             result: ToolResult = getattr(self, name)(**checked)
         except ToolError as error:
             return ToolResult(f"error: {error.message}", ok=False)
+        except (OSError, UnicodeDecodeError) as error:  # a file that vanished or is not UTF-8: the model can go on
+            return ToolResult(f"error: {name} could not read a file ({error}).", ok=False)
         return result
 
     # -- what the model sees --------------------------------------------------------------------
 
     def files(self) -> list[str]:
         """The files the model may see: the workspace's source files the policy allows."""
-        return [path for path in self.workspace.files() if self._allows(path)]
+        if self._visible is None:  # the agent never adds or removes files, so once per run
+            self._visible = [path for path in self.workspace.files() if self._allows(path)]
+        return list(self._visible)
 
     def _known(self, path: str) -> str:
         path = path.strip().removeprefix("./").replace("\\", "/")

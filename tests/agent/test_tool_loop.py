@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import struct
 import time
 from pathlib import Path
@@ -411,7 +412,8 @@ def test_scripted_model_shortens_old_results_to_keep_the_prompt_in_budget(tmp_pa
 
 
 def test_scripted_model_edits_are_staged_and_tests_see_them_then_the_agent_checks_and_offers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="codeassist_lsp.agent.run")
     root = project(tmp_path)
     before = disk(root)
     model = ScriptedModel([
@@ -439,6 +441,7 @@ def test_scripted_model_edits_are_staged_and_tests_see_them_then_the_agent_check
     assert result.tests_after is not None and result.tests_after.passed
     assert "tests passed: 2 passed" in model.prompts[5].text  # the loop's own run saw the staged edit
     assert any("propose_edit" in line for line in result.transcript)
+    assert "step 3/12: propose_edit(path='calc.py'" in caplog.text  # every step goes to the log too
     assert result.summary.startswith("Changed calc.py (add returns the sum)")
     assert disk(root) == before
 
@@ -480,6 +483,15 @@ def test_scripted_model_cut_off_by_its_budget_offers_nothing_unless_its_tests_pa
     tested = asyncio.run(Agent(StagedWorkspace(root), ScriptedModel([plan, edit, call("run_tests")]),
                                settings=settings).run("Make add return the sum"))
     assert sorted(tested.changes) == ["calc.py"] and tested.tests_after is not None and tested.tests_after.passed
+
+
+def test_with_the_tool_loop_on_a_rename_is_still_done_without_the_model(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "calc.py").write_text(CALC.replace("a - b", "a + b"))  # the tests pass before and after
+    result = asyncio.run(Agent(StagedWorkspace(root), None, settings=AgentSettings(tool_loop=True)).run(
+        "Rename add to plus"))
+    assert result.plan["operation"] == "rename" and result.model_calls == 0
+    assert sorted(result.changes) == ["calc.py", "test_calc.py"]
 
 
 def test_the_json_protocol_loop_for_models_without_a_tool_template(tmp_path: Path) -> None:
