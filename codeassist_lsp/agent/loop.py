@@ -318,14 +318,15 @@ class ChatFormat:
         """The prompt for the next answer (ending in the primer); None when the template fails."""
         if self.kind == "tools":
             rendered = render_jinja(self.template or "", [_tools_message(m) for m in messages], tool_schemas())
-        elif self.kind == "json" and self.template:
-            chat = _alternating([_json_message(m) for m in messages])
+            return None if rendered is None else rendered + self.primer
+        chat = _alternating([_json_message(m) for m in messages])
+        rendered = None
+        if self.template:
             rendered = (render_jinja(self.template, chat, None) if _is_jinja(self.template) else None) \
                 or apply_chat_template(self.template, tuple((m["role"], m["content"]) for m in chat))
-        else:
-            rendered = "".join(f"### {m['role'].capitalize()}\n{m['content']}\n\n"
-                               for m in _alternating([_json_message(m) for m in messages])) + "### Assistant\n"
-        return None if rendered is None else rendered + self.primer
+        if rendered is None:  # no template, or one that fails on these turns: the protocol works in plain text
+            rendered = "".join(f"### {m['role'].capitalize()}\n{m['content']}\n\n" for m in chat) + "### Assistant\n"
+        return rendered + self.primer
 
     def example(self) -> str:
         """One well-formed call in this format, for the model's instructions and error messages."""
