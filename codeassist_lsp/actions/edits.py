@@ -86,17 +86,28 @@ def verify_replacement(text: str, replacement: Replacement, language: Language |
     verdict = verify_suggestion(removed, replacement.start, replacement.new_text, language=language,
                                 mode="full", policy=policy)
     if not replacement.new_text.strip():
-        accepted = replacement.start != replacement.end and verdict.status != "withheld"
-        return CheckedEdit(replacement, verdict, accepted, "" if accepted else "empty suggestion")
+        if replacement.start == replacement.end or verdict.status == "withheld":
+            return CheckedEdit(replacement, verdict, False, "empty suggestion")
+        broken = _added_syntax_errors(text, replacement, language)  # a deletion can break the code too
+        return CheckedEdit(replacement, verdict, broken is None, broken or "")
     if verdict.status in ("dropped", "withheld") or not verdict.text:
         return CheckedEdit(replacement, verdict, False, verdict.reason or verdict.status)
     if verdict.text != replacement.new_text:
         return CheckedEdit(replacement, verdict, False, "only part of the suggestion parses: " + verdict.reason)
-    if language is not None:
-        before, after = _error_count(language, text), _error_count(language, replacement.apply(text))
-        if before is not None and after is not None and after > before:
-            return CheckedEdit(replacement, verdict, False, f"adds syntax errors ({before} -> {after})")
+    broken = _added_syntax_errors(text, replacement, language)
+    if broken is not None:
+        return CheckedEdit(replacement, verdict, False, broken)
     return CheckedEdit(replacement, verdict, True, verdict.reason)
+
+
+def _added_syntax_errors(text: str, replacement: Replacement, language: Language | None) -> str | None:
+    """Why the whole document parses worse after the replacement than before it, or None."""
+    if language is None:
+        return None
+    before, after = _error_count(language, text), _error_count(language, replacement.apply(text))
+    if before is not None and after is not None and after > before:
+        return f"adds syntax errors ({before} -> {after})"
+    return None
 
 
 # -- shaping model text ----------------------------------------------------------------------------

@@ -85,6 +85,15 @@ def test_replacement_verification_rejects_broken_and_insecure_code() -> None:
     assert not broken.accepted
     insecure = verify_replacement(text, Replacement(text.index("x\n"), text.index("x\n") + 1, "eval(x)"), python, policy)
     assert not insecure.accepted or insecure.verdict.findings
+    paren = text.index(")")
+    deletion = verify_replacement(text, Replacement(paren, paren + 1, ""), python, policy)
+    assert not deletion.accepted and "syntax" in deletion.reason  # removing code can break it too
+    colon = text.index(":")
+    removed = verify_replacement(text, Replacement(colon, colon + 1, ""), python, policy)
+    assert not removed.accepted
+    blank = "def f(x):\n    return x\n\n\n"
+    tidy = verify_replacement(blank, Replacement(len(blank) - 2, len(blank), ""), python, policy)
+    assert tidy.accepted
 
 
 def test_doc_comment_conventions() -> None:
