@@ -516,25 +516,28 @@ class LlamaBackend:
             raise EngineError(f"llama_decode failed with status {status}")
         return True
 
-    def _decode_all_logits(self, tokens: list[int]) -> bool:
-        """Evaluate tokens at the end of the cache with logits at every position; False when cancelled."""
+    def _decode_items(self, items: list[tuple[int, int, int, bool]]) -> bool:
+        """One llama_decode of (token, position, KV sequence, wants logits) items; False when cancelled."""
         lib = self._lib
-        count = len(tokens)
-        if count > self._batch_capacity:
+        if len(items) > self._batch_capacity:
             if self._batch is not None:
                 lib.llama_batch_free(self._batch)
-            self._batch_capacity = max(count, 16)
+            self._batch_capacity = max(len(items), 16)
             self._batch = lib.llama_batch_init(self._batch_capacity, 0, 1)
         batch = self._batch
-        start = len(self._cached)
-        for i, token in enumerate(tokens):
+        for i, (token, position, seq, logits) in enumerate(items):
             batch.token[i] = token
-            batch.pos[i] = start + i
+            batch.pos[i] = position
             batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = 1
-        batch.n_tokens = count
-        if not self._checked_decode(batch):
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = 1 if logits else 0
+        batch.n_tokens = len(items)
+        return self._checked_decode(batch)
+
+    def _decode_all_logits(self, tokens: list[int]) -> bool:
+        """Evaluate tokens at the end of the cache with logits at every position; False when cancelled."""
+        start = len(self._cached)
+        if not self._decode_items([(token, start + i, 0, True) for i, token in enumerate(tokens)]):
             return False
         self._cached.extend(tokens)
         return True
@@ -836,23 +839,9 @@ class LlamaBackend:
         return result
 
     def _decode_in(self, seq: int, tokens: list[int], position: int) -> bool:
-        """Evaluate tokens into KV sequence `seq` from `position` (no logits needed); False when cancelled."""
-        lib = self._lib
-        count = len(tokens)
-        if count > self._batch_capacity:
-            if self._batch is not None:
-                lib.llama_batch_free(self._batch)
-            self._batch_capacity = max(count, 16)
-            self._batch = lib.llama_batch_init(self._batch_capacity, 0, 1)
-        batch = self._batch
-        for i, token in enumerate(tokens):
-            batch.token[i] = token
-            batch.pos[i] = position + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = seq
-            batch.logits[i] = 1 if i == count - 1 else 0
-        batch.n_tokens = count
-        return self._checked_decode(batch)
+        """Evaluate tokens into KV sequence `seq` from `position` (logits at the last); False when cancelled."""
+        last = len(tokens) - 1
+        return self._decode_items([(token, position + i, seq, i == last) for i, token in enumerate(tokens)])
 
     def _note_speed(self, phase: str, elapsed_ms: float, tokens: int) -> None:
         """Fold one measurement into the moving average of ms per token (enough tokens only)."""
@@ -975,24 +964,6 @@ class LlamaBackend:
         for seq in self._sample_cached:
             self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
         self._sample_cached.clear()
-
-    def _decode_items(self, items: list[tuple[int, int, int, bool]]) -> bool:
-        """One llama_decode of (token, position, sequence, wants logits) items; False when cancelled."""
-        lib = self._lib
-        if len(items) > self._batch_capacity:
-            if self._batch is not None:
-                lib.llama_batch_free(self._batch)
-            self._batch_capacity = max(len(items), 16)
-            self._batch = lib.llama_batch_init(self._batch_capacity, 0, 1)
-        batch = self._batch
-        for i, (token, position, seq, logits) in enumerate(items):
-            batch.token[i] = token
-            batch.pos[i] = position
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = seq
-            batch.logits[i] = 1 if logits else 0
-        batch.n_tokens = len(items)
-        return self._checked_decode(batch)
 
     def _run_samples(self, request: GenerationRequest, cancel: CancelFlag,
                      result: GenerationResult) -> GenerationResult:
