@@ -28,7 +28,7 @@ from codeassist_lsp.actions.prompts import ActionPrompt  # noqa: E402
 from codeassist_lsp.actions.runner import ActionRunner  # noqa: E402
 from codeassist_lsp.agent.run import Agent  # noqa: E402
 from codeassist_lsp.agent.workspace import StagedWorkspace  # noqa: E402
-from codeassist_lsp.config import parse_settings  # noqa: E402
+from codeassist_lsp.config import AgentSettings, parse_settings  # noqa: E402
 from codeassist_lsp.service import CompletionService  # noqa: E402
 
 TASKS = ROOT / "benchmarks" / "agent_tasks"
@@ -44,7 +44,7 @@ def hidden_checks(folder: Path, language: str) -> bool:
     return subprocess.run(command, cwd=folder, capture_output=True, timeout=120).returncode == 0
 
 
-async def run_task(task: Path, runner: ActionRunner | None) -> dict[str, Any]:
+async def run_task(task: Path, runner: ActionRunner | None, agent_settings: AgentSettings) -> dict[str, Any]:
     """One task: the agent on a copy, its edit applied to the copy, the hidden checks."""
     spec = json.loads((task / "task.json").read_text())
     with tempfile.TemporaryDirectory(prefix=f"agent-{task.name}-") as scratch:
@@ -58,7 +58,9 @@ async def run_task(task: Path, runner: ActionRunner | None) -> dict[str, Any]:
 
             generate.backend = runner.backend  # type: ignore[attr-defined]
         started = time.perf_counter()
-        result = await Agent(StagedWorkspace(work), generate).run(spec["instruction"])
+        context = runner.service.settings.actions.model.context_size if runner is not None else 4096
+        result = await Agent(StagedWorkspace(work), generate, settings=agent_settings,
+                             context_size=context).run(spec["instruction"])
         seconds = time.perf_counter() - started
         for path, replacement in result.changes.items():
             target = work / path
@@ -90,7 +92,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         for task in sorted(p for p in TASKS.iterdir() if (p / "task.json").exists()):
             if args.only and task.name not in args.only.split(","):
                 continue
-            row = await run_task(task, runner)
+            row = await run_task(task, runner, AgentSettings(tool_loop=args.tool_loop))
             rows.append(row)
             print(f"  {row['task']}: {'solved' if row['solved'] else 'unsolved'} ({row['seconds']} s, "
                   f"{row['model_calls']} model calls) {row['summary'][:100]}", file=sys.stderr)
@@ -106,6 +108,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated task names")
     parser.add_argument("--no-model", action="store_true", help="deterministic plans only (no code model)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "agent.json"))
+    parser.add_argument("--tool-loop", action="store_true", help="agent.toolLoop on: the model drives tools")
     args = parser.parse_args()
     rows = asyncio.run(main_async(args))
     print("\n| task | operation | solved | offered | workspace unchanged if unsolved | model calls | steps | s |")
@@ -119,7 +122,8 @@ def main() -> int:
     clean = sum(r["unchanged_when_unsolved"] for r in unsolved)
     print(f"\nsolved {solved}/{len(rows)} ({solved / max(1, len(rows)):.0%}; bar 40%); "
           f"unsolved that left the workspace unchanged: {clean}/{len(unsolved)} (bar: all)")
-    Path(args.out).write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M"), "tasks": rows,
+    Path(args.out).write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M"), "tool_loop": args.tool_loop,
+                                          "tasks": rows,
                                           "solved": solved, "total": len(rows)}, indent=1))
     return 0
 

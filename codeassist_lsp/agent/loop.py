@@ -403,8 +403,12 @@ def _format_for_template(template: str | None) -> ChatFormat:
                  Message("assistant", "", call=ToolCall("list_files", {})), Message("tool", "PROBE-RESULT", tool="list_files")]
         rendered = ChatFormat("tools", template).render(probe)
         if rendered and "list_files" in rendered and "PROBE-RESULT" in rendered and '"propose_edit"' in rendered:
-            if "<tool_call>" in rendered:  # the Hermes/Qwen format: start the answer as a call
-                return ChatFormat("tools", template, "<tool_call>\n", ("</tool_call>",))
+            if "<tool_call>" in rendered:
+                # The Hermes/Qwen format: start the answer as a call, up to the tool's name (measured:
+                # primed with "<tool_call>\n" alone Qwen2.5-Coder 1.5B ends its turn at once). The
+                # generated text has no special tokens, so a call ends at "}}" + newline (a newline never
+                # occurs inside a JSON string); otherwise the model chains calls nobody reads.
+                return ChatFormat("tools", template, '<tool_call>\n{"name": "', ("}}\n", "</tool_call>"))
             return ChatFormat("tools", template)
     return ChatFormat("json", template, '{"name": "')
 
@@ -438,6 +442,7 @@ class ToolLoop:
         self.messages = [Message("system", self._system()), Message("user", self._task(instruction))]
         outcome = self.outcome
         malformed_in_a_row = 0
+        calls_made: set[tuple[str, str]] = set()
         while not outcome.finished:
             stop = self._spent()
             if stop:
@@ -481,6 +486,15 @@ class ToolLoop:
             malformed_in_a_row = 0
             if call.repairs:
                 outcome.repaired += 1
+            key = (call.name, json.dumps(call.arguments, sort_keys=True))
+            if key in calls_made and call.name not in ("run_tests", "finish"):
+                # Measured: a small model re-reads and re-searches the same things until its steps run out.
+                self._say(f"{step}: {_describe_call(call)} again: told to use the result it has")
+                self.messages += [Message("assistant", "", call=call),
+                                  Message("tool", "You already made this call; its result is above. Do not repeat "
+                                                  "it: propose_edit the change now, or finish.", tool=call.name)]
+                continue
+            calls_made.add(key)
             result = await asyncio.to_thread(self.toolbox.call, call.name, call.arguments)
             first = result.text.splitlines()[0] if result.text else ""
             repaired = f" [repaired: {'; '.join(call.repairs)}]" if call.repairs else ""

@@ -172,7 +172,13 @@ class Agent:
         plan = plan_from_instruction(instruction)
         if plan is None:
             plan = await self._model_plan(instruction)
-            _check_model_plan(plan, instruction, has_tests=tests is not None)
+            try:
+                _check_model_plan(plan, instruction, has_tests=tests is not None)
+            except RefactorRefused as error:
+                if not (self.settings.tool_loop and tests is not None):
+                    raise
+                self._say(f"{error.message.rstrip('.')}: the tool loop decides")
+                plan = {"operation": "edit", "files": []}
         self.result.plan = plan
         self._say(f"plan: {json.dumps(plan)}", 30)
         changed = await self._apply(plan, instruction)

@@ -264,7 +264,7 @@ class Toolbox:
         found = self._definitions(name)
         if not found:
             return ToolResult(f"no definition named {name!r}; try kind=text.")
-        lines = [f"{path}:{d.line + 1}: {d.kind} {d.signature.strip()}"
+        lines = [f"{path}:{d.line + 1}: {d.signature.strip()}"
                  for path, d in found[:self.limits.max_search_hits]]
         return ToolResult("\n".join(lines))
 
