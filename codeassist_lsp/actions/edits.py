@@ -54,19 +54,21 @@ def with_document_line_endings(text: str, replacement: Replacement) -> Replaceme
     return Replacement(start, end, with_line_ending(new_text, ending))
 
 
-def _error_count(language: Language, text: str) -> int | None:
+def syntax_error_lines(language: Language, text: str) -> list[int] | None:
+    """1-based lines of the parse errors in text (ERROR and missing nodes, nested ones too); None when
+    it cannot be parsed."""
     tree = parse(language, text.encode("utf-8"))
     if tree is None:
         return None
-    count = 0
+    lines: list[int] = []
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
         if node.type == "ERROR" or node.is_missing:
-            count += 1
+            lines.append(node.start_point[0] + 1)
         if node.has_error:
             stack.extend(node.children)
-    return count
+    return sorted(lines)
 
 
 @attrs.frozen
@@ -104,10 +106,11 @@ def _added_syntax_errors(text: str, replacement: Replacement, language: Language
     """Why the whole document parses worse after the replacement than before it, or None."""
     if language is None:
         return None
-    before, after = _error_count(language, text), _error_count(language, replacement.apply(text))
-    if before is not None and after is not None and after > before:
-        return f"adds syntax errors ({before} -> {after})"
-    return None
+    before, after = syntax_error_lines(language, text), syntax_error_lines(language, replacement.apply(text))
+    if before is None or after is None or len(after) <= len(before):
+        return None
+    fresh = sorted(set(after) - set(before)) or after
+    return f"adds syntax errors ({len(before)} -> {len(after)}) at line {', '.join(map(str, fresh[:3]))}"
 
 
 # -- shaping model text ----------------------------------------------------------------------------

@@ -393,7 +393,8 @@ class ActionRunner:
             elapsed_ms = (time.perf_counter() - started) * 1000
             if index > 0 and side_by_side:
                 # The samples in one batch: as many as the measured cost of a step that wide allows.
-                results = await self._samples_side_by_side(prompt, stop, count - 1, elapsed_ms, started)
+                results = await self._samples_side_by_side(prompt, stop, min(count - 1, side_by_side), elapsed_ms,
+                                                            started)
                 for offset, result in enumerate(results, start=1):
                     outcome.candidates.append(await self._check_generated(target, view, prompt, result, offset))
                 break
@@ -432,7 +433,6 @@ class ActionRunner:
         a step of k sequences costs what the model measured (`parallel_cost`), relative to the greedy one."""
         settings = self.settings
         backend = self.backend
-        wanted = min(wanted, self._side_by_side_capacity())
         left_ms = settings.best_of_n_budget_ms - (time.perf_counter() - started) * 1000
         cost = getattr(backend, "parallel_cost", lambda k: float(k))
         while wanted > 0 and greedy_ms * cost(wanted) > left_ms:

@@ -42,8 +42,8 @@ SUMMARY_CHARS = 2400
 RESULT_CHARS = 6500
 """A tool result as it enters the conversation (the tools' own limits keep most far below)."""
 
-# Asks the model for text: (prompt, max_tokens) -> text (run.py's Generate, repeated to avoid an import cycle).
-GenerateText = Callable[[ActionPrompt, int], Awaitable[str]]
+# Asks the quality model for text: (prompt, max_tokens) -> text.
+Generate = Callable[[ActionPrompt, int], Awaitable[str]]
 Say = Callable[[str], None]
 
 
@@ -423,7 +423,7 @@ def chat_format(backend: Any) -> ChatFormat:
 class ToolLoop:
     """One run of the model driving the tools, until it calls finish or a budget is spent."""
 
-    def __init__(self, toolbox: Toolbox, generate: GenerateText, *, backend: Any = None,
+    def __init__(self, toolbox: Toolbox, generate: Generate, *, backend: Any = None,
                  budget: LoopBudget | None = None, say: Say | None = None, has_tests: bool = False) -> None:
         self.toolbox = toolbox
         self._generate = generate

@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ import attrs
 
 from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, verify_replacement
 from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
-from codeassist_lsp.agent.loop import LoopBudget, ToolLoop
+from codeassist_lsp.agent.loop import MAX_ANSWER_TOKENS, Generate, LoopBudget, ToolLoop
 from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, definitions, rename
-from codeassist_lsp.agent.tools import PathFilter, Toolbox, is_test_file, may_edit_tests, new_syntax_errors
+from codeassist_lsp.agent.tools import PathFilter, Toolbox, is_test_file, may_edit_tests
 from codeassist_lsp.agent.workspace import StagedWorkspace
 from codeassist_lsp.config import AgentSettings
 from codeassist_lsp.verify import SecurityPolicy
@@ -42,8 +42,6 @@ MAX_REWRITE_LINES = 200
 TIME_BUDGET_S = 600.0
 TEST_OUTPUT_CHARS = 4000
 
-# Asks the quality model for text: (prompt, max_tokens) -> text.
-Generate = Callable[[ActionPrompt, int], Awaitable[str]]
 Report = Callable[[str, int | None], None]
 
 _RENAME = re.compile(r"\brename\s+(?:the\s+)?(?:function|class|method|constant|variable|helper)?\s*`?(\w+)`?"
@@ -283,7 +281,7 @@ class Agent:
 
         toolbox = Toolbox(self.workspace, policy=self.policy, allows=self._allows, index=self._index,
                           tests=tests_with_edits if tests else None, edit_tests=may_edit_tests(instruction))
-        answer_tokens = min(768, self._context_size // 4)
+        answer_tokens = min(MAX_ANSWER_TOKENS, self._context_size // 4)
         budget = LoopBudget(max_steps=self.settings.max_steps, max_tokens=self.settings.token_budget,
                             deadline=self.deadline, max_answer_tokens=answer_tokens,
                             max_prompt_tokens=self._context_size - answer_tokens - 64)
@@ -323,11 +321,9 @@ class Agent:
         """Every staged file passes the syntax and security checks (else nothing is offered)."""
         for path, (before, after) in self.workspace.changed().items():
             replacement = minimal(before, Replacement(0, len(before), after))
-            language = self.workspace.language(path)
-            checked = verify_replacement(before, replacement, language, self.policy)
-            problem = checked.reason if not checked.accepted else new_syntax_errors(language, before, after)
-            if problem:
-                raise RefactorRefused(f"The change to {path} does not pass the checks: {problem}.")
+            checked = verify_replacement(before, replacement, self.workspace.language(path), self.policy)
+            if not checked.accepted:
+                raise RefactorRefused(f"The change to {path} does not pass the checks: {checked.reason}.")
 
 
 def _check_model_plan(plan: dict[str, Any], instruction: str, *, has_tests: bool) -> None:

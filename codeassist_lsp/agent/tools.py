@@ -18,7 +18,6 @@ import attrs
 
 from codeassist_lsp.actions.edits import Replacement, minimal, verify_replacement
 from codeassist_lsp.agent.workspace import StagedWorkspace
-from codeassist_lsp.context.languages import Language, parse
 from codeassist_lsp.context.symbols import Definition, symbols_of_text
 from codeassist_lsp.errors import CodeassistError
 from codeassist_lsp.verify import SecurityPolicy
@@ -307,11 +306,9 @@ class Toolbox:
         if updated == current:
             raise ToolError("new_text is the same as old_text; nothing changed.")
         change = minimal(current, Replacement(0, len(current), updated))
-        language = self.workspace.language(path)
-        checked = verify_replacement(current, change, language, self.policy)
-        problem = checked.reason if not checked.accepted else new_syntax_errors(language, current, updated)
-        if problem:
-            raise ToolError(f"edit refused, {path} is unchanged: it does not pass the checks ({problem}).")
+        checked = verify_replacement(current, change, self.workspace.language(path), self.policy)
+        if not checked.accepted:
+            raise ToolError(f"edit refused, {path} is unchanged: it does not pass the checks ({checked.reason}).")
         self.workspace.stage(path, updated)
         self.last_tests_passed = None
         first = current.count("\n", 0, start) + 1
@@ -338,37 +335,6 @@ class Toolbox:
         self.summary = summary.strip()[:300]
         staged = sorted(self.workspace.changed())
         return ToolResult(f"finished; staged files: {', '.join(staged) or 'none'}", finished=True)
-
-
-def syntax_error_lines(language: Language, text: str) -> list[int] | None:
-    """1-based lines of the parse errors in text (missing or unexpected tokens); None when it cannot parse."""
-    tree = parse(language, text.encode("utf-8"))
-    if tree is None:
-        return None
-    lines: list[int] = []
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.type == "ERROR" or node.is_missing:
-            lines.append(node.start_point[0] + 1)
-        elif node.has_error:
-            stack.extend(node.children)
-    return sorted(lines)
-
-
-def new_syntax_errors(language: Language | None, before: str, after: str) -> str:
-    """Why `after` parses worse than `before` ("" when it does not).
-
-    Checked on whole files because an edit that only deletes text (a closing bracket) is not
-    syntax-checked by the suggestion verifier, which judges inserted text.
-    """
-    if language is None:
-        return ""
-    old, new = syntax_error_lines(language, before), syntax_error_lines(language, after)
-    if old is None or new is None or len(new) <= len(old):
-        return ""
-    fresh = sorted(set(new) - set(old)) or new
-    return f"syntax error at line {', '.join(map(str, fresh[:3]))}"
 
 
 def locate(text: str, old: str, new: str) -> tuple[int, int, str]:

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -370,34 +370,38 @@ def find_workspace_tests(root: str, relative_path: str, function: str, limit: in
         return []
     imports = re.compile(rf"^\s*(from\s+[\w.]*\b{re.escape(module)}\s+import\b[^\n]*\b{re.escape(function)}\b"
                          rf"|import\s+[\w.]*\b{re.escape(module)}\b)", re.MULTILINE)
-    found: list[str] = []
+    return [path for path, text in _test_files(root, lambda path: _is_test_file(os.path.basename(path)), limit)
+            if imports.search(text) and re.search(rf"\b{re.escape(function)}\b", text)]
+
+
+def _test_files(root: str, is_test_file: Callable[[str], bool], limit: int = 2000) -> Iterator[tuple[str, str]]:
+    """(path relative to root, text) of the test files under root, in a stable order, at most `limit`."""
     seen = 0
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith("."))
         for name in sorted(names):
-            if not _is_test_file(name):
+            path = os.path.relpath(os.path.join(folder, name), root)
+            if not is_test_file(path):
                 continue
             seen += 1
             if seen > limit:
-                return found
-            path = os.path.join(folder, name)
+                return
             try:
-                text = Path(path).read_text(encoding="utf-8", errors="replace")
+                yield path, Path(root, path).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            if imports.search(text) and re.search(rf"\b{re.escape(function)}\b", text):
-                found.append(os.path.relpath(path, root))
-    return found
 
 
-def workspace_root_of(path: str | None) -> str | None:
+PYTHON_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git", "pytest.ini", "tox.ini")
+
+
+def workspace_root_of(path: str | None, markers: Sequence[str] = PYTHON_PROJECT_MARKERS) -> str | None:
     """The nearest folder above `path` with a project marker (pyproject.toml, setup.py, .git, ...)."""
     if not path:
         return None
     current = Path(path).resolve().parent
     for folder in [current, *current.parents]:
-        if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.py", "setup.cfg", ".git",
-                                                        "pytest.ini", "tox.ini")):
+        if any((folder / marker).exists() for marker in markers):
             return str(folder) if folder != Path(folder.anchor) else None
     return None
 
@@ -738,44 +742,23 @@ def _node_version() -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
-def _project_root(path: str, markers: Sequence[str]) -> str | None:
-    current = Path(path).resolve().parent
-    for folder in [current, *current.parents]:
-        if any((folder / marker).exists() for marker in markers):
-            return str(folder) if folder != Path(folder.anchor) else None
-    return None
-
-
 def _plan_workspace_tests(language: str, function: str, path: str | None) -> TestPlan:
     """The plan for a JavaScript/TypeScript/Go function: the workspace tests that use it."""
     runner_key = next((key for key, runner in WORKSPACE_RUNNERS.items() if language in runner.languages), None)
     if runner_key is None:
         return TestPlan(function, not_run=(f"no test stage for {language}",))
     runner = WORKSPACE_RUNNERS[runner_key]
-    root = _project_root(path, PROJECT_MARKERS) if path and function else None
+    root = workspace_root_of(path, PROJECT_MARKERS) if function else None
     if root is None or path is None:
         return TestPlan(function, not_run=("no workspace tests to run (no project folder)",))
     relative = os.path.relpath(Path(path).resolve(), root)
     tests: list[str] = []
     names: list[str] = []
-    seen = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith("."))
-        for name in sorted(files):
-            test_path = os.path.relpath(os.path.join(folder, name), root)
-            if not runner.is_test_file(test_path):
-                continue
-            seen += 1
-            if seen > 2000:
-                break
-            try:
-                text = Path(root, test_path).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            used = runner.uses(text, test_path, relative, function)
-            if used is not None:
-                tests.append(test_path)
-                names += used
+    for test_path, text in _test_files(root, runner.is_test_file):
+        used = runner.uses(text, test_path, relative, function)
+        if used is not None:
+            tests.append(test_path)
+            names += used
     if not tests:
         return TestPlan(function, not_run=(f"no workspace tests use {function}",))
     if shutil.which(runner.tool) is None:
