@@ -5,7 +5,9 @@ tests where the task has them), `task.json` (the instruction) and `check/` (hidd
 only to judge). The agent runs in process on the quality tier (the embedded coder model), exactly as
 the `codeassist.agent` command does; its edit is applied to a scratch copy, then the hidden checks run.
 Solved: the checks pass. For every unsolved task the workspace must stay unchanged (no edit offered).
-Prints a table; writes benchmarks/results/agent.json.
+With --remote the quality tier is llama.cpp's llama-server (benchmarks/build_peer.sh) on loopback,
+serving the same GGUF over the OpenAI-compatible API: the agent and the tasks are unchanged.
+Prints a table; writes benchmarks/results/agent.json (agent_remote.json with --remote).
 """
 
 from __future__ import annotations
@@ -51,16 +53,19 @@ async def run_task(task: Path, runner: ActionRunner | None, agent_settings: Agen
         work = Path(scratch) / "project"
         shutil.copytree(task / "project", work)
         before = {p.name: p.read_text() for p in work.iterdir() if p.is_file()}
-        generate = None
+        generate = sample = None
         if runner is not None:
             async def generate(prompt: ActionPrompt, max_tokens: int) -> str:
                 return (await runner.generate(prompt, max_tokens=max_tokens)).text
 
             generate.backend = runner.backend  # type: ignore[attr-defined]
+
+            async def sample(prompt: ActionPrompt, max_tokens: int, count: int) -> list[str]:
+                return [r.text for r in await runner.sample(prompt, max_tokens=max_tokens, count=count)]
         started = time.perf_counter()
         context = runner.service.settings.actions.model.context_size if runner is not None else 4096
         result = await Agent(StagedWorkspace(work), generate, settings=agent_settings,
-                             context_size=context).run(spec["instruction"])
+                             context_size=context, sample=sample).run(spec["instruction"])
         seconds = time.perf_counter() - started
         for path, replacement in result.changes.items():
             target = work / path
@@ -78,12 +83,47 @@ async def run_task(task: Path, runner: ActionRunner | None, agent_settings: Agen
             "tests_after": result.tests_after.summary if result.tests_after else None}
 
 
+def start_remote(threads: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """llama-server with the coder model on loopback, and the quality-tier settings that use it."""
+    import urllib.request
+
+    from benchmarks import typing_replay as replay
+    from codeassist_lsp.engine.models import cache_dir
+
+    model = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    if not replay.peer_binary().exists() or not model.exists():
+        raise SystemExit("--remote needs llama-server (benchmarks/build_peer.sh) and the coder model installed")
+    port = replay._free_port()
+    log = open(Path(tempfile.gettempdir()) / "agent-bench-llama-server.log", "wb")
+    process = subprocess.Popen([str(replay.peer_binary()), "-m", str(model), "--host", "127.0.0.1", "--port",
+                                str(port), "-c", "8192", "-np", "1", "-t", str(threads), "-ngl", "0"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:  # the model loads before /health answers 200
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"llama-server did not start; see {log.name}")
+        time.sleep(0.5)
+    remote = {"engine": "remote", "remote": {"url": url, "model": "qwen2.5-coder-1.5b", "timeoutMs": 600000}}
+    return process, {"actions": {"model": remote}}
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Load the quality tier once, then run every task."""
+    """Load the quality tier once (or start the server), then run every task."""
     runner = None
     service = None
+    server = None
     if not args.no_model:
-        settings = parse_settings({"feedback": {"enabled": False}, "cache": {"disk": False}})
+        overrides: dict[str, Any] = {}
+        if args.remote:
+            server, overrides = start_remote(args.threads)
+        settings = parse_settings({"feedback": {"enabled": False}, "cache": {"disk": False}, **overrides})
         service = CompletionService(settings)
         runner = ActionRunner(service, settings.actions)
         await runner.until_ready(600)
@@ -99,6 +139,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     finally:
         if service is not None:
             service.close()
+        if server is not None:
+            server.terminate()
+            server.wait(30)
     return rows
 
 
@@ -109,7 +152,11 @@ def main() -> int:
     parser.add_argument("--no-model", action="store_true", help="deterministic plans only (no code model)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "agent.json"))
     parser.add_argument("--tool-loop", action="store_true", help="agent.toolLoop on: the model drives tools")
+    parser.add_argument("--remote", action="store_true", help="the quality tier on llama-server over HTTP")
+    parser.add_argument("--threads", type=int, default=2, help="llama-server threads (--remote)")
     args = parser.parse_args()
+    if args.remote and args.out == parser.get_default("out"):
+        args.out = str(ROOT / "benchmarks" / "results" / "agent_remote.json")
     rows = asyncio.run(main_async(args))
     print("\n| task | operation | solved | offered | workspace unchanged if unsolved | model calls | steps | s |")
     print("|---|---|---|---|---|---|---|---|")
@@ -123,6 +170,7 @@ def main() -> int:
     print(f"\nsolved {solved}/{len(rows)} ({solved / max(1, len(rows)):.0%}; bar 40%); "
           f"unsolved that left the workspace unchanged: {clean}/{len(unsolved)} (bar: all)")
     Path(args.out).write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M"), "tool_loop": args.tool_loop,
+                                          "engine": "remote (llama-server, loopback)" if args.remote else "local",
                                           "tasks": rows,
                                           "solved": solved, "total": len(rows)}, indent=1))
     return 0

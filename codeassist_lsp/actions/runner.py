@@ -281,6 +281,23 @@ class ActionRunner:
                                     want_logprobs=True)
         return await self._run(request)
 
+    async def sample(self, prompt: ActionPrompt, *, max_tokens: int, count: int) -> list[GenerationResult]:
+        """`count` sampled answers (the settings' temperature, seeds 1..count): side by side in one batch
+        where the model can, else one after another."""
+        samplings = [Sampling(temperature=self.settings.temperature, seed=seed) for seed in range(1, count + 1)]
+        capacity = self._side_by_side_capacity()
+        if capacity > 1:
+            tokens = prompt_tokens(self.backend, prompt)
+            request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=max_tokens, kind="generation",
+                                        tier="quality", stop=prompt.stop, samples=tuple(samplings[:capacity]))
+            results = [s for s in (await self._run(request)).samples if s.finish_reason != "cancelled"]
+            samplings = samplings[len(results):]
+        else:
+            results = []
+        for sampling in samplings:
+            results.append(await self.generate(prompt, max_tokens=max_tokens, sampling=sampling))
+        return results
+
     async def _run(self, request: GenerationRequest) -> GenerationResult:
         """One job on the model worker; cancelling the awaiting task cancels the job."""
         job = self.service.worker.submit(request)

@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ import attrs
 from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, verify_replacement
 from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
 from codeassist_lsp.agent.loop import MAX_ANSWER_TOKENS, Generate, LoopBudget, ToolLoop
-from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, definitions, rename
+from codeassist_lsp.agent.extract import extract_function, sandbox_python
+from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, definitions, make_async, rename
 from codeassist_lsp.agent.tools import PathFilter, Toolbox, is_test_file, may_edit_tests
 from codeassist_lsp.agent.workspace import StagedWorkspace
 from codeassist_lsp.config import AgentSettings
@@ -41,8 +42,14 @@ MAX_REWRITE_FILES = 3
 MAX_REWRITE_LINES = 200
 TIME_BUDGET_S = 600.0
 TEST_OUTPUT_CHARS = 4000
+CONTEXT_LINES = 150  # other files shown whole to a rewrite, in lines (the rest as signatures)
+
+# Sampled rewrites tried when the greedy one fails the workspace's tests (executed best-of-N).
+REWRITE_SAMPLES = 4
 
 Report = Callable[[str, int | None], None]
+Sample = Callable[[ActionPrompt, int, int], Awaitable[list[str]]]
+"""(prompt, max tokens, count) -> that many sampled answers (side by side where the engine can)."""
 
 _RENAME = re.compile(r"\brename\s+(?:the\s+)?(?:function|class|method|constant|variable|helper)?\s*`?(\w+)`?"
                      r"(?:\s*\(\))?\s+(?:to|as|into)\s+`?(\w+)`?", re.I)
@@ -50,6 +57,12 @@ _ADD_PARAMETER = re.compile(
     r"\badd\s+(?:a|an|the)?\s*(?:new\s+)?(?:keyword\s+)?(?:parameter|argument|param)\s+`?(\w+)`?"
     r"(?:\s+with\s+(?:a\s+)?default(?:\s+value)?(?:\s+of)?\s+`?('[^']*'|\"[^\"]*\"|[^`\s,]+)`?)?"
     r"\s*,?\s*(?:to|in)\s+(?:the\s+)?(?:function\s+)?`?(\w+)`?", re.I)
+_ASYNC = re.compile(
+    r"\b(?:convert|make|turn|change|rewrite)\b[^.\n]*?\b(?:function|method|coroutine)?\s*`?(\w+)(?:\(\))?`?"
+    r"(?:\s+in\s+[\w./-]+)?\s+(?:(?:to|into)\s+)?(?:an?\s+|use\s+)?async\b", re.I)
+_EXTRACT = re.compile(r"\bextract\b[^\n]*?\binto\s+(?:a\s+|an\s+|the\s+)?(?:new\s+)?(?:function|helper)\s+"
+                      r"`?(\w+)`?(?:\(\))?(?:\s+in\s+`?([\w./-]+\.py)`?)?", re.I)
+_FILE = re.compile(r"`?([\w./-]+\.(?:py|js|mjs|cjs|ts|tsx|jsx))`?")
 _PASSED = re.compile(r"\bpass(?:es|ing)?\s+`?([^`\s]+?)`?\s+(?:for it\s+)?from\s+(?:its\s+|the\s+|all\s+|every\s+)?caller", re.I)
 
 
@@ -90,6 +103,14 @@ def plan_from_instruction(instruction: str) -> dict[str, Any] | None:
     match = _RENAME.search(instruction)
     if match:
         return {"operation": "rename", "old": match.group(1), "new": match.group(2)}
+    match = _EXTRACT.search(instruction)
+    if match:
+        named = [f for f in dict.fromkeys(_FILE.findall(instruction)) if f != match.group(2)]
+        return {"operation": "extract_function", "function": match.group(1), "target": match.group(2),
+                "files": named}
+    match = _ASYNC.search(instruction)
+    if match:
+        return {"operation": "make_async", "function": match.group(1)}
     return None
 
 
@@ -121,15 +142,19 @@ class Agent:
     def __init__(self, workspace: StagedWorkspace, generate: Generate | None, *,
                  report: Report | None = None, policy: SecurityPolicy | None = None,
                  time_budget_s: float = TIME_BUDGET_S, settings: AgentSettings | None = None,
-                 index: Any = None, allows: PathFilter | None = None, context_size: int = 4096) -> None:
+                 index: Any = None, allows: PathFilter | None = None, context_size: int = 4096,
+                 sample: Sample | None = None) -> None:
         """`index`: the workspace index (symbol search); `allows`: the paths the policy lets the agent
-        see; `context_size`: the quality model's context, which the tool loop's prompt must fit."""
+        see; `context_size`: the quality model's context, which the tool loop's prompt must fit;
+        `sample`: sampled answers, for the retries of a rewrite the tests reject."""
         self.workspace = workspace
         self.settings = settings or AgentSettings()
         self._index = index
         self._allows = allows
         self._context_size = context_size
         self._generate = generate
+        self._sample = sample
+        self._tested: tuple[dict[str, str], TestRun] | None = None  # the last test run and what it ran on
         self._report = report or (lambda message, percentage: None)
         self.policy = policy or SecurityPolicy()
         self.deadline = time.monotonic() + time_budget_s
@@ -186,7 +211,7 @@ class Agent:
         await asyncio.to_thread(self._check)
         if tests is not None:
             self._say("running the tests with the staged changes", 80)
-            after = await asyncio.to_thread(run_tests, self.workspace, tests, staged=True)
+            after = await self._run_staged_tests(tests)
             self.result.tests_after = after
             self._say(f"after: {after.summary}")
             if not after.passed:
@@ -198,6 +223,13 @@ class Agent:
         self.result.summary = f"{_describe(self.result.plan, sorted(self.result.changes))} in {len(self.result.changes)} file(s){tested}"
         self._say(self.result.summary, 100)
 
+    async def _run_staged_tests(self, tests: list[str]) -> TestRun:
+        """The tests on the staged files (a run on exactly these staged files is not repeated)."""
+        staged = {path: after for path, (_before, after) in self.workspace.changed().items()}
+        if self._tested is None or self._tested[0] != staged:
+            self._tested = (staged, await asyncio.to_thread(run_tests, self.workspace, tests, staged=True))
+        return self._tested[1]
+
     async def _model_plan(self, instruction: str) -> dict[str, Any]:
         """Ask the model to map the instruction onto one of our operations (strict JSON)."""
         files = self.workspace.files()[:60]
@@ -206,6 +238,7 @@ class Agent:
                 '{"operation": "rename", "old": "<name>", "new": "<name>"}\n'
                 '{"operation": "add_parameter", "function": "<name>", "parameter": "<name>", "default": "<value>", '
                 '"passed": "<value callers pass, or null>"}\n'
+                '{"operation": "make_async", "function": "<name>"}  (the function and its callers use async/await)\n'
                 '{"operation": "edit", "files": ["<path>", ...]}  (files to rewrite, at most 3)')
         prompt = build_prompt(self._generate_backend(), language=None, user=user, primer="{", plain=user + "\n{")
         answer = "{" + await self._ask(prompt, 96)
@@ -228,6 +261,15 @@ class Agent:
             passed = plan.get("passed")
             return add_parameter(self.workspace, str(plan.get("function", "")), str(plan.get("parameter", "")),
                                  str(plan.get("default", "None")), None if passed in (None, "", "null") else str(passed))
+        if operation == "make_async":
+            return make_async(self.workspace, str(plan.get("function", "")))
+        if operation == "extract_function":
+            files = [f for f in plan.get("files", []) if isinstance(f, str) and f in self.workspace.files()]
+            target = plan.get("target") if isinstance(plan.get("target"), str) else None
+            if len(files) < 1:
+                raise RefactorRefused("Name the files that repeat the code (e.g. 'in a.py and b.py').")
+            return await extract_function(self.workspace, str(plan.get("function", "")), files, target,
+                                          self._write_helper, sandbox_python(self.workspace))
         if operation == "edit":
             if self.settings.tool_loop:
                 return await self._tool_loop(instruction)
@@ -235,7 +277,9 @@ class Agent:
         raise RefactorRefused(f"Unknown operation {operation!r} in the plan.")
 
     async def _rewrite(self, plan: dict[str, Any], instruction: str) -> list[str]:
-        """Whole-file rewrites by the model, of at most a few small files, with the others summarised."""
+        """Whole-file rewrites by the model, of at most a few small files, with the others summarised;
+        when the tests fail before and the greedy rewrite of one file does not fix them, sampled
+        rewrites are run against the tests too and the first that passes is kept (best-of-N, executed)."""
         known = set(self.workspace.files())
         chosen = [f for f in plan.get("files", []) if isinstance(f, str) and f in known]
         if not chosen:
@@ -246,7 +290,9 @@ class Agent:
         chosen = chosen[:MAX_REWRITE_FILES]
         if not chosen:
             raise RefactorRefused("The plan names no file of the workspace to change.")
-        summaries = "\n".join(self._signatures(f) for f in sorted(known - set(chosen))[:20])
+        failure = self._failure_lines()
+        context = self._context_files(chosen, failure != "")
+        bug = bool(failure) and re.search(r"\b(fix|bug|fail|broken|wrong)", instruction, re.I) is not None
         changed = []
         for index, path in enumerate(chosen):
             text = self.workspace.read(path)
@@ -254,20 +300,93 @@ class Agent:
                 raise RefactorRefused(f"{path} is too long for the model to rewrite whole.")
             language = self.workspace.language(path)
             name = language.name if language else ""
-            user = (f"Instruction for the whole project: {instruction}\n"
-                    f"Other files (signatures):\n{summaries or '(none)'}\n\n"
-                    f"Rewrite {path} to carry out the instruction. Keep everything else unchanged. "
-                    f"Answer with the complete file in one fenced code block.\n```{name}\n{text}```")
+            if bug:
+                # The framing a 1.5B model fixes with: the failing test and the code it runs, the broken
+                # file last; asked to carry out "the instruction" it copied the file unchanged.
+                user = (f"{path} has a bug that makes the tests fail. {instruction}\n\n{context}"
+                        f"The tests fail:\n{failure}\n\n{path}:\n```{name}\n{text}```\n"
+                        f"Find the bug in {path} and answer with the fixed {path}, complete, in one fenced code block.")
+            else:
+                user = (f"Instruction for the whole project: {instruction}\n\n{context}"
+                        + (f"The tests fail now:\n{failure}\n\n" if failure else "") +
+                        f"Rewrite {path} to carry out the instruction. Keep everything else unchanged. "
+                        f"Answer with the complete file in one fenced code block.\n```{name}\n{text}```")
             prompt = build_prompt(self._generate_backend(), language=language, user=user, primer=f"```{name}\n",
                                   plain=user + f"\n```{name}\n")
             self._say(f"rewriting {path}", 40 + 25 * index // len(chosen))
-            answer = await self._ask(prompt, min(2048, 2 * len(text) // 3 + 128))
-            new = strip_fences(f"```{name}\n" + answer)
+            max_tokens = min(2048, 2 * len(text) // 3 + 128)
+            new = _file_from(await self._ask(prompt, max_tokens), name)
             if not new.strip():
                 raise RefactorRefused(f"The model wrote nothing for {path}.")
-            self.workspace.stage(path, new if new.endswith("\n") else new + "\n")
-            changed.append(path)
+            self.workspace.stage(path, new)
+            if len(chosen) == 1 and failure:
+                await self._retry_with_samples(path, prompt, max_tokens, name)
+            if path in self.workspace.changed():
+                changed.append(path)
+            else:
+                self._say(f"the model left {path} unchanged")
         return changed
+
+    async def _retry_with_samples(self, path: str, prompt: ActionPrompt, max_tokens: int, fence: str) -> None:
+        """When the greedy rewrite leaves the tests failing, try sampled rewrites; keep the first that passes."""
+        tests = find_tests(self.workspace)
+        if tests is None or self._sample is None:
+            return
+        greedy = self.workspace.read(path)
+        if path in self.workspace.changed() and self._syntax_ok(path) and (await self._run_staged_tests(tests)).passed:
+            return
+        if self.result.model_calls >= MAX_MODEL_CALLS or time.monotonic() > self.deadline:
+            return
+        self._say(f"the greedy rewrite of {path} does not pass the tests: {REWRITE_SAMPLES} sampled rewrites", 60)
+        self.result.model_calls += 1
+        answers = await self._sample(prompt, max_tokens, REWRITE_SAMPLES)
+        tried = {greedy}
+        for number, answer in enumerate(answers, start=1):
+            new = _file_from(answer, fence)
+            if new in tried or not new.strip():
+                continue
+            tried.add(new)
+            self.workspace.stage(path, new)
+            if not self._syntax_ok(path):
+                continue
+            run = await self._run_staged_tests(tests)
+            self._say(f"sample {number}: {run.summary}")
+            if run.passed:
+                return
+        self.workspace.stage(path, greedy)  # none passed: the greedy rewrite is judged (and refused) as before
+
+    def _syntax_ok(self, path: str) -> bool:
+        before, after = self.workspace.changed().get(path, (None, None))
+        if before is None or after is None:
+            return False
+        replacement = minimal(before, Replacement(0, len(before), after))
+        return verify_replacement(before, replacement, self.workspace.language(path), self.policy).accepted
+
+    def _context_files(self, chosen: list[str], tests_first: bool) -> str:
+        """The other files the model sees: whole while small (the failing tests first), then signatures."""
+        others = sorted(set(self.workspace.files()) - set(chosen), key=lambda f: (not (tests_first and is_test_file(f)), f))
+        budget = CONTEXT_LINES
+        parts = []
+        for path in others[:20]:
+            text = self.workspace.read(path)
+            language = self.workspace.language(path)
+            if text.count("\n") <= budget:
+                budget -= text.count("\n")
+                parts.append(f"{path}{' (a test; do not change it)' if is_test_file(path) else ''}:\n"
+                             f"```{language.name if language else ''}\n{text}```\n")
+            else:
+                parts.append(self._signatures(path) + "\n")
+        return "".join(parts) + ("\n" if parts else "")
+
+    def _failure_lines(self) -> str:
+        """What the failing baseline said, cut to the lines that explain it (assertions, errors, values)."""
+        before = self.result.tests_before
+        if before is None or before.passed:
+            return ""
+        keep = re.compile(r"^E\s|Error|assert|expected|actual|!==|===|FAILED|not ok", re.I)
+        lines = [line.strip() for line in before.output.splitlines()
+                 if keep.search(line) and "node:internal" not in line and "async_hooks" not in line]
+        return "\n".join(list(dict.fromkeys(lines))[:12])
 
     async def _tool_loop(self, instruction: str) -> list[str]:
         """The model changes the workspace through tools (loop.py); the staged files it leaves are the change."""
@@ -305,6 +424,18 @@ class Agent:
                   f"{outcome.tokens} tokens: {outcome.summary or outcome.stopped}")
         return changed
 
+    async def _write_helper(self, name: str, parameters: list[str], expression: str, usage: str, target: str) -> str:
+        """The model writes the extracted function's return expression (its name says which way round)."""
+        signature = f"def {name}({', '.join(parameters)}):"
+        user = (f"Write the Python function `{signature}` for {target}, to replace this repeated code:\n"
+                f"```python\n{usage}\n```\nIt returns a bool, True or False as its name says. "
+                "Answer with the function only, in one fenced code block.")
+        primer = f"```python\n{signature}\n    return "
+        prompt = build_prompt(self._generate_backend(), language=None, user=user, primer=primer,
+                              plain=user + "\n" + primer)
+        self._say(f"writing {name}", 50)
+        return primer + (await self._ask(prompt, 160)).lstrip(" ")
+
     def _files_named_in(self, instruction: str) -> list[str]:
         words = set(re.findall(r"\w+", instruction))
         hits = [p for p in self.workspace.files() if Path(p).stem in words]
@@ -330,7 +461,8 @@ def _check_model_plan(plan: dict[str, Any], instruction: str, *, has_tests: bool
     """A small model's plan must be grounded in the instruction: the names it uses are the user's words,
     and a change it writes itself must be checked by the workspace's tests (else nothing is offered)."""
     words = set(re.findall(r"\w+", instruction))
-    named = {"rename": ("old", "new"), "add_parameter": ("function", "parameter")}.get(str(plan.get("operation")))
+    named = {"rename": ("old", "new"), "add_parameter": ("function", "parameter"), "make_async": ("function",),
+             "extract_function": ("function",)}.get(str(plan.get("operation")))
     if named is not None:
         missing = [str(plan.get(key)) for key in named if str(plan.get(key)) not in words]
         if missing:
@@ -347,9 +479,19 @@ def _describe(plan: dict[str, Any], changed: list[str]) -> str:
         return f"Renamed {plan.get('old')} to {plan.get('new')}"
     if operation == "add_parameter":
         return f"Added parameter {plan.get('parameter')} (default {plan.get('default')!r}) to {plan.get('function')}"
+    if operation == "make_async":
+        return f"Made {plan.get('function')} async (and awaited it in its callers)"
+    if operation == "extract_function":
+        return f"Extracted {plan.get('function')}" + (f" into {plan['target']}" if plan.get("target") else "")
     if operation == "tool_loop" and plan.get("summary"):
         return f"Changed {', '.join(changed)} ({str(plan['summary']).rstrip('.')})"
     return "Rewrote " + ", ".join(changed)
+
+
+def _file_from(answer: str, fence: str) -> str:
+    """The whole file from a rewrite answer (the fence was primed), ending in a newline."""
+    new = strip_fences(f"```{fence}\n" + answer)
+    return new if new.endswith("\n") or not new else new + "\n"
 
 
 # -- the workspace's tests, in the sandbox ---------------------------------------------------------

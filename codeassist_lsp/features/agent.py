@@ -55,6 +55,9 @@ def register(server: CodeassistServer) -> None:
             async def generate(prompt: ActionPrompt, max_tokens: int) -> str:
                 return (await runner.generate(prompt, max_tokens=max_tokens)).text
 
+            async def sample(prompt: ActionPrompt, max_tokens: int, count: int) -> list[str]:
+                return [r.text for r in await runner.sample(prompt, max_tokens=max_tokens, count=count)]
+
             try:
                 generate.backend = runner.backend  # type: ignore[attr-defined]
             except CodeassistError:
@@ -62,7 +65,7 @@ def register(server: CodeassistServer) -> None:
             result = await Agent(workspace, generate, report=work.report, policy=server.service.policy
                                  if server.service else None, settings=server.settings.agent, index=server.index,
                                  allows=_policy_filter(server, workspace),
-                                 context_size=server.settings.actions.model.context_size).run(instruction)
+                                 context_size=server.settings.actions.model.context_size, sample=sample).run(instruction)
         log.info("agent transcript:\n%s", "\n".join(result.transcript))
         answer = _answer(result)
         if not result.changes:

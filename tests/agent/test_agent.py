@@ -172,7 +172,7 @@ async def test_a_model_plan_with_names_the_user_never_said_is_refused(tmp_path: 
 
     model.backend = None  # type: ignore[attr-defined]
     before = snapshot(folder)
-    result = await Agent(StagedWorkspace(folder), model).run("Convert load_user to async/await")
+    result = await Agent(StagedWorkspace(folder), model).run("Make load_user non-blocking")
     assert not result.changes and "does not mention" in result.summary and "load_user_async" in result.summary
     assert snapshot(folder) == before
 

@@ -1,0 +1,330 @@
+"""Extract a duplicated expression into a named function, checked by running both on the same inputs.
+
+Deterministic code does what it can: it finds the longest expression that appears in two of the files
+(on Python syntax trees), works out its free names (the helper's parameters), replaces each occurrence
+by a call and adds the import. The model writes only the helper's body, because only it can read the
+helper's name: `is_valid_email` for a check that is true when an email is *invalid* must return the
+opposite. Which way round the model wrote it is not trusted but measured: the original expression and
+the helper run side by side in the sandbox on inputs built from the expression's literals, and each
+call site becomes `helper(...)` or `not helper(...)` only when every input agrees one way.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import itertools
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+import attrs
+
+from codeassist_lsp.agent.refactor import RefactorRefused, _nodes, _replace_spans, _tree, definitions
+from codeassist_lsp.agent.workspace import StagedWorkspace
+
+# Expressions worth extracting (a bare name or a literal is not).
+EXPRESSIONS = frozenset({"boolean_operator", "comparison_operator", "not_operator", "call", "binary_operator",
+                         "conditional_expression", "parenthesized_expression"})
+MIN_EXPRESSION_CHARS = 20
+MAX_INPUTS = 200
+# Slots where `not f(x)` needs no parentheses.
+BARE_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "return_statement", "assignment",
+                        "expression_statement", "not_operator"})
+BUILTINS = frozenset(dir(builtins))
+
+WriteHelper = Callable[[str, list[str], str, str, str], Awaitable[str]]
+"""(helper name, parameter names, the repeated expression, the statement using it, target path) -> the
+helper's source."""
+RunPython = Callable[[dict[str, str], str], str]
+"""(staged files, a script) -> what the script printed, run in the sandbox on a copy of the workspace."""
+
+
+@attrs.frozen
+class Occurrence:
+    """One place the duplicated expression appears."""
+
+    path: str
+    start: int
+    end: int
+    parent_type: str
+
+
+@attrs.frozen
+class Duplicate:
+    """The expression to extract, where it is, and the names it needs."""
+
+    text: str
+    parameters: list[str]
+    literals: list[Any]
+    occurrences: list[Occurrence]
+    usage: str
+    """The first statement that uses it, dedented (what the model is shown)."""
+
+
+def find_duplicate(workspace: StagedWorkspace, files: list[str]) -> Duplicate:
+    """The longest expression that occurs in at least two of `files` (or twice in one), Python only."""
+    seen: dict[str, list[tuple[str, Any]]] = {}
+    for path in files:
+        language = workspace.language(path)
+        if language is None or language.name != "python":
+            raise RefactorRefused(f"Extracting a function works on Python files; {path} is not one.")
+        tree = _tree(workspace, path)
+        if tree is None:
+            continue
+        for node in _nodes(tree.root_node):
+            if node.type in EXPRESSIONS and len(node.text) >= MIN_EXPRESSION_CHARS:
+                seen.setdefault(_normal(node.text.decode("utf-8")), []).append((path, node))
+    repeated = [(key, places) for key, places in seen.items()
+                if len({path for path, _ in places}) >= min(2, len(files)) and len(places) >= 2]
+    if not repeated:
+        raise RefactorRefused(f"No expression is repeated in {', '.join(files)}; nothing to extract.")
+    key, places = max(repeated, key=lambda item: len(item[0]))
+    node = places[0][1]
+    parameters, literals = _free_names(node), _literals(node)
+    for path, place in places:
+        tree = _tree(workspace, path)
+        defined = _module_names(tree.root_node) if tree is not None else set()
+        clash = [name for name in parameters if name in defined]
+        if clash:
+            raise RefactorRefused(f"The repeated expression uses {', '.join(clash)} from {path}'s module; "
+                                  "extract it by hand.")
+    occurrences = [Occurrence(path, n.start_byte, n.end_byte, n.parent.type if n.parent else "") for path, n in places]
+    return Duplicate(key, parameters, literals, occurrences, _statement(node))
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _free_names(node: Any) -> list[str]:
+    """Names the expression reads but does not bind, in order (attribute and keyword names excluded)."""
+    bound: set[str] = set()
+    for inner in _nodes(node):
+        if inner.type in ("for_in_clause", "lambda_parameters"):
+            target = inner.child_by_field_name("left") if inner.type == "for_in_clause" else inner
+            bound.update(n.text.decode("utf-8") for n in _nodes(target) if n.type == "identifier")
+    names: list[str] = []
+    for inner in _nodes(node):
+        if inner.type != "identifier":
+            continue
+        parent = inner.parent
+        if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") == inner:
+            continue
+        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("name") == inner:
+            continue
+        name = inner.text.decode("utf-8")
+        if name not in bound and name not in BUILTINS and name not in names:
+            names.append(name)
+    return names
+
+
+def _literals(node: Any) -> list[Any]:
+    """The string and number literals in the expression (the seeds of the test inputs)."""
+    values = []
+    for inner in _nodes(node):
+        if inner.type in ("string", "integer", "float"):
+            try:
+                values.append(ast.literal_eval(inner.text.decode("utf-8")))
+            except (ValueError, SyntaxError):
+                continue
+    return values
+
+
+def _module_names(root: Any) -> set[str]:
+    """Names bound at module level: imports, functions, classes, assignments."""
+    names = set()
+    for child in root.children:
+        if child.type in ("function_definition", "class_definition"):
+            names.add(child.child_by_field_name("name").text.decode("utf-8"))
+        elif child.type in ("import_statement", "import_from_statement"):
+            for inner in _nodes(child):
+                if inner.type in ("dotted_name", "aliased_import") and inner.parent is not None \
+                        and inner.parent.child_by_field_name("module_name") != inner:
+                    names.add(inner.text.decode("utf-8").split(" as ")[-1].split(".")[0])
+        elif child.type == "expression_statement" and child.children and child.children[0].type == "assignment":
+            left = child.children[0].child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                names.add(left.text.decode("utf-8"))
+    return names
+
+
+def _statement(node: Any) -> str:
+    """The statement holding the node (an `if` with its first branch), dedented."""
+    current = node
+    while current.parent is not None and current.parent.type not in ("block", "module"):
+        current = current.parent
+    return textwrap.dedent(" " * current.start_point[1] + current.text.decode("utf-8"))
+
+
+def probe_inputs(parameters: list[str], literals: list[Any]) -> list[list[Any]]:
+    """Argument lists that exercise the expression: values built from its literals, then a few plain ones."""
+    strings = [value for value in literals if isinstance(value, str)]
+    numbers = [value for value in literals if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    values: list[Any] = []
+    for text in strings:
+        values += [text, "a" + text, text + "a", "a" + text + "b", text + text, text + "a" + text]
+    for number in numbers:
+        values += [number, number - 1, number + 1]
+    values += ["", "a", "abc", 0, 1, -1] if not (strings or numbers) else (["", "abc"] if strings else [0, -1])
+    values = list(dict.fromkeys(json.dumps(v) for v in values))
+    combos = itertools.product(values, repeat=len(parameters)) if parameters else iter([()])
+    return [[json.loads(v) for v in combo] for combo in itertools.islice(combos, MAX_INPUTS)]
+
+
+_COMPARE = """\
+import json, sys
+sys.path.insert(0, ".")
+from {module} import {name} as helper
+
+def original({parameters}):
+    return ({expression})
+
+def outcome(function, arguments):
+    try:
+        return ["value", bool(function(*arguments))]
+    except Exception as error:
+        return ["raises", type(error).__name__]
+
+rows = [[outcome(original, args), outcome(helper, args)] for args in json.loads(sys.argv[1])]
+print(json.dumps(rows))
+"""
+
+
+def polarity(rows: list[list[list[Any]]]) -> bool | None:
+    """True: helper == expression on every input; False: helper == not expression; None: neither, or
+    the inputs never made the expression both true and false (nothing proves which way round)."""
+    same = flipped = True
+    results = set()
+    for original, helper in rows:
+        if original[0] == "raises" or helper[0] == "raises":
+            if original != helper:
+                return None
+            continue
+        results.add(original[1])
+        same &= original[1] == helper[1]
+        flipped &= original[1] != helper[1]
+    if results != {True, False}:
+        return None
+    return True if same else False if flipped else None
+
+
+async def extract_function(workspace: StagedWorkspace, name: str, files: list[str], target: str | None,
+                           write_helper: WriteHelper, run_python: RunPython) -> list[str]:
+    """Extract the expression repeated in `files` into `name` (in `target`, else the first file), call it
+    at every occurrence and import it where needed; the files changed. The helper must agree with the
+    expression (or its negation) on every test input, else nothing is staged."""
+    if not name.isidentifier():
+        raise RefactorRefused(f"'{name}' is not a function name.")
+    if definitions(workspace, name):
+        raise RefactorRefused(f"'{name}' is already defined here.")
+    duplicate = find_duplicate(workspace, files)
+    target = target or files[0]
+    if target not in workspace.files():
+        raise RefactorRefused(f"{target} is not a file of the workspace; create it first.")
+    source = await write_helper(name, duplicate.parameters, duplicate.text, duplicate.usage, target)
+    helper = _helper_source(source, name, len(duplicate.parameters))
+    target_text = workspace.read(target)
+    staged_target = (target_text.rstrip("\n") + "\n\n\n" if target_text.strip() else "") + helper + "\n"
+    module = ".".join(PurePosixPath(target).with_suffix("").parts)
+    script = _COMPARE.format(module=module, name=name, parameters=", ".join(duplicate.parameters),
+                             expression=duplicate.text)
+    inputs = probe_inputs(duplicate.parameters, duplicate.literals)
+    try:
+        rows = json.loads(run_python({target: staged_target, "_codeassist_compare.py": script},
+                                     json.dumps(inputs)).strip().splitlines()[-1])
+    except (ValueError, IndexError) as error:
+        raise RefactorRefused(f"The helper could not be compared with the original expression ({error}).") from error
+    same = polarity(rows)
+    if same is None:
+        raise RefactorRefused(f"The model's {name} does not compute the repeated expression (or its negation) "
+                              f"on {len(inputs)} test inputs; nothing changed.")
+    plans: dict[str, list[tuple[int, int, str]]] = {}
+    call = f"{name}({', '.join(duplicate.parameters)})"
+    for place in duplicate.occurrences:
+        text = call if same else (f"not {call}" if place.parent_type in BARE_SLOTS else f"(not {call})")
+        plans.setdefault(place.path, []).append((place.start, place.end, text))
+    changed = []
+    for path, spans in plans.items():
+        text = _replace_spans(workspace.read(path), spans)
+        if path != target:
+            text = _add_import(text, _import_line(path, target, name))
+        else:
+            text = text.rstrip("\n") + "\n\n\n" + helper + "\n"
+        workspace.stage(path, text)
+        changed.append(path)
+    if target not in plans:
+        workspace.stage(target, staged_target)
+        changed.append(target)
+    return changed
+
+
+def _helper_source(answer: str, name: str, arity: int) -> str:
+    """The helper's definition from the model's answer (imports it needs kept), checked to parse."""
+    match = re.search(r"```[\w+#-]*\n(.*?)(```|$)", answer, re.DOTALL)
+    code = match.group(1) if match else answer
+    try:
+        module = ast.parse(code)
+    except SyntaxError as error:
+        raise RefactorRefused(f"The model's {name} does not parse ({error.msg}).") from error
+    functions = [n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    if not functions:
+        raise RefactorRefused(f"The model did not write a function {name}.")
+    function = functions[0]
+    if len(function.args.args) != arity:
+        raise RefactorRefused(f"The model's {name} takes {len(function.args.args)} arguments; the expression "
+                              f"needs {arity}.")
+    kept = [n for n in module.body if isinstance(n, (ast.Import, ast.ImportFrom))] + [function]
+    lines = code.splitlines()
+    return "\n".join("\n".join(lines[n.lineno - 1 - len(getattr(n, "decorator_list", []) or []):n.end_lineno])
+                     for n in kept)
+
+
+def _import_line(path: str, target: str, name: str) -> str:
+    """How `path` imports `name` from `target`: relative inside a package, else from the workspace root."""
+    here, there = PurePosixPath(path), PurePosixPath(target)
+    if here.parent == there.parent and here.parent != PurePosixPath("."):
+        return f"from .{there.stem} import {name}"
+    return f"from {'.'.join(there.with_suffix('').parts)} import {name}"
+
+
+def _add_import(text: str, line: str) -> str:
+    """Add an import after the module's docstring and imports."""
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        body = []
+    after = 0
+    for node in body:
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node is body[0]
+        if docstring or isinstance(node, (ast.Import, ast.ImportFrom)):
+            after = node.end_lineno or after
+        else:
+            break
+    lines = text.splitlines(keepends=True)
+    head, tail = "".join(lines[:after]), "".join(lines[after:])
+    if not head:
+        return f"{line}\n\n\n{tail.lstrip(chr(10))}"
+    return f"{head}{line}\n{tail}"
+
+
+def sandbox_python(workspace: StagedWorkspace) -> RunPython:
+    """Run a script with Python in the sandbox, on a copy of the workspace with the staged files."""
+    from codeassist_lsp.verify.sandbox import SandboxLimits, default_sandbox
+
+    def run(files: dict[str, str], argument: str) -> str:
+        sandbox = default_sandbox()
+        staged = {path: after for path, (_before, after) in workspace.changed().items()}
+        staged.update(files)
+        with sandbox.scratch(files=staged, copy_from=str(workspace.root)) as scratch:
+            outcome = sandbox.run([sys.executable, "_codeassist_compare.py", argument], scratch,
+                                  limits=SandboxLimits(cpu_s=20, wall_s=30.0, memory_mb=1024))
+        if not outcome.ok:
+            raise RefactorRefused(f"Comparing the helper with the expression failed: {outcome.stderr[-300:]}")
+        return outcome.stdout
+
+    return run

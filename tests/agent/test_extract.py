@@ -1,0 +1,126 @@
+"""Extracting a repeated expression: finding it, the helper checked against it by running both, the call
+sites and imports. The helper's body stands in for the model's (both ways round, and a wrong one),
+because which way round a real model writes it cannot be produced on demand; the agent benchmark runs
+the real model on the same task."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codeassist_lsp.agent.extract import extract_function, find_duplicate, polarity, sandbox_python, probe_inputs
+from codeassist_lsp.agent.refactor import RefactorRefused
+from codeassist_lsp.agent.run import plan_from_instruction
+from codeassist_lsp.agent.workspace import StagedWorkspace
+
+TASK = Path(__file__).resolve().parents[2] / "benchmarks" / "agent_tasks" / "py_extract_helper"
+CONDITION = "'@' not in email or email.startswith('@') or email.endswith('@')"
+
+
+def workspace(tmp_path: Path) -> StagedWorkspace:
+    folder = tmp_path / "project"
+    shutil.copytree(TASK / "project", folder)
+    return StagedWorkspace(folder)
+
+
+def writer(body: str):
+    """A helper writer that answers with `body` as the function's return expression."""
+    seen: list[tuple[str, list[str], str, str, str]] = []
+
+    async def write(name: str, parameters: list[str], expression: str, usage: str, target: str) -> str:
+        seen.append((name, parameters, expression, usage, target))
+        return f"```python\ndef {name}({', '.join(parameters)}):\n    return {body}\n```"
+
+    write.seen = seen  # type: ignore[attr-defined]
+    return write
+
+
+def test_the_repeated_expression_and_its_free_names_are_found(tmp_path: Path) -> None:
+    duplicate = find_duplicate(workspace(tmp_path), ["signup.py", "invite.py"])
+    assert duplicate.text == CONDITION
+    assert duplicate.parameters == ["email"]  # `startswith` is an attribute, not a name
+    assert sorted({o.path for o in duplicate.occurrences}) == ["invite.py", "signup.py"]
+    assert duplicate.usage.startswith("if '@' not in email") and "raise ValueError" in duplicate.usage
+
+
+async def test_a_helper_named_for_the_opposite_is_called_negated(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    write = writer("'@' in email and not email.startswith('@') and not email.endswith('@')")
+    changed = await extract_function(ws, "is_valid_email", ["signup.py", "invite.py"], "validation.py", write,
+                                     sandbox_python(ws))
+    assert sorted(changed) == ["invite.py", "signup.py", "validation.py"]
+    assert write.seen[0][1] == ["email"]  # type: ignore[attr-defined]
+    signup = ws.read("signup.py")
+    assert "if not is_valid_email(email):" in signup and signup.startswith("from validation import is_valid_email\n")
+    assert "if not is_valid_email(email):" in ws.read("invite.py")
+    # The staged copy passes the task's hidden checks.
+    out = tmp_path / "out"
+    shutil.copytree(ws.root, out)
+    for path, (_before, after) in ws.changed().items():
+        (out / path).write_text(after)
+    shutil.copy(TASK / "check" / "check_extract.py", out)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "check_extract.py"],
+                         cwd=out, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-1500:]
+
+
+async def test_a_helper_that_computes_the_expression_itself_is_called_as_is(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    await extract_function(ws, "is_bad_email", ["signup.py", "invite.py"], "validation.py", writer(CONDITION),
+                           sandbox_python(ws))
+    assert "if is_bad_email(email):" in ws.read("invite.py")
+
+
+async def test_a_helper_that_computes_something_else_is_refused(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    with pytest.raises(RefactorRefused, match="does not compute"):
+        await extract_function(ws, "is_valid_email", ["signup.py", "invite.py"], "validation.py",
+                               writer("'@' in email"), sandbox_python(ws))  # forgets the edges
+    assert ws.changed() == {}
+
+
+async def test_no_repeat_or_a_taken_name_is_refused(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    with pytest.raises(RefactorRefused, match="already defined"):
+        await extract_function(ws, "signup", ["signup.py", "invite.py"], "validation.py", writer("True"),
+                               sandbox_python(ws))
+    (ws.root / "other.py").write_text("def other(x):\n    return x.strip().lower() == 'yes'\n")
+    ws = StagedWorkspace(ws.root)
+    with pytest.raises(RefactorRefused, match="No expression is repeated"):
+        find_duplicate(ws, ["other.py", "invite.py"])
+
+
+def test_an_expression_that_reads_a_module_name_is_left_to_the_user(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    for name in ("a.py", "b.py"):
+        (folder / name).write_text(f"LIMIT = 3\n\n\ndef {name[0]}(items):\n    return len(items) > LIMIT or not items\n")
+    with pytest.raises(RefactorRefused, match="LIMIT"):
+        find_duplicate(StagedWorkspace(folder), ["a.py", "b.py"])
+
+
+def test_inputs_exercise_both_outcomes_and_the_polarity_must_hold_on_all() -> None:
+    inputs = probe_inputs(["email"], ["@"])
+    assert ["a@b"] in inputs and ["@"] in inputs and [""] in inputs
+    value = [["value", True], ["value", True]]
+    flipped = [["value", False], ["value", True]]
+    assert polarity([value, [["value", False], ["value", False]]]) is True
+    assert polarity([flipped, [["value", True], ["value", False]]]) is False
+    assert polarity([value, flipped]) is None  # agrees on one input, not on the other
+    assert polarity([value, value]) is None  # the inputs never made the expression false: nothing proved
+    assert polarity([value, [["raises", "TypeError"], ["value", False]]]) is None
+
+
+def test_plans_for_extracting_and_for_async_from_the_words() -> None:
+    assert plan_from_instruction("Extract the duplicated email check in signup.py and invite.py into a function "
+                                 "is_valid_email in validation.py and use it in both") == {
+        "operation": "extract_function", "function": "is_valid_email", "target": "validation.py",
+        "files": ["signup.py", "invite.py"]}
+    assert plan_from_instruction("Convert the blocking function load_user in users.py to async/await") == {
+        "operation": "make_async", "function": "load_user"}
+    assert plan_from_instruction("Make `fetch_all()` async") == {"operation": "make_async", "function": "fetch_all"}
+    assert plan_from_instruction("Make load_user non-blocking") is None
