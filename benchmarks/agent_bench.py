@@ -4,7 +4,8 @@ Each task under benchmarks/agent_tasks/ has `project/` (what the agent works on,
 tests where the task has them), `task.json` (the instruction) and `check/` (hidden tests, copied in
 only to judge). The agent runs in process on the quality tier (the embedded coder model), exactly as
 the `codeassist.agent` command does; its edit is applied to a scratch copy, then the hidden checks run.
-Solved: the checks pass. For every unsolved task the workspace must stay unchanged (no edit offered).
+Solved: the checks pass. Tasks marked `held_out` were added after the agent was tuned on the others
+and are reported separately; their first run, before anything was changed for them, is kept. For every unsolved task the workspace must stay unchanged (no edit offered).
 With --remote the quality tier is llama.cpp's llama-server (benchmarks/build_peer.sh) on loopback,
 serving the same GGUF over the OpenAI-compatible API: the agent and the tasks are unchanged.
 Prints a table; writes benchmarks/results/agent.json (agent_remote.json with --remote).
@@ -38,7 +39,7 @@ TASKS = ROOT / "benchmarks" / "agent_tasks"
 
 def hidden_checks(folder: Path, language: str) -> bool:
     """Run the task's hidden checks in the (edited) copy."""
-    if language == "python":
+    if any(folder.glob("check_*.py")):
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                    *sorted(p.name for p in folder.glob("check_*.py"))]
     else:
@@ -80,7 +81,8 @@ async def run_task(task: Path, runner: ActionRunner | None, agent_settings: Agen
             "unchanged_when_unsolved": solved or unchanged, "model_calls": result.model_calls,
             "steps": len(result.transcript), "seconds": round(seconds, 1), "summary": result.summary,
             "tests_before": result.tests_before.summary if result.tests_before else None,
-            "tests_after": result.tests_after.summary if result.tests_after else None}
+            "tests_after": result.tests_after.summary if result.tests_after else None,
+            "held_out": bool(spec.get("held_out"))}
 
 
 def start_remote(threads: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
@@ -169,6 +171,10 @@ def main() -> int:
     clean = sum(r["unchanged_when_unsolved"] for r in unsolved)
     print(f"\nsolved {solved}/{len(rows)} ({solved / max(1, len(rows)):.0%}; bar 40%); "
           f"unsolved that left the workspace unchanged: {clean}/{len(unsolved)} (bar: all)")
+    held = [r for r in rows if r["held_out"]]
+    if held:
+        print(f"tasks added later (held_out; their first runs, before any change for them, are kept in "
+              f"results/agent_held_out_*.json): solved {sum(r['solved'] for r in held)}/{len(held)}")
     Path(args.out).write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M"), "tool_loop": args.tool_loop,
                                           "engine": "remote (llama-server, loopback)" if args.remote else "local",
                                           "tasks": rows,

@@ -30,7 +30,7 @@ from codeassist_lsp.agent.workspace import StagedWorkspace
 # Expressions worth extracting (a bare name or a literal is not).
 EXPRESSIONS = frozenset({"boolean_operator", "comparison_operator", "not_operator", "call", "binary_operator",
                          "conditional_expression", "parenthesized_expression"})
-MIN_EXPRESSION_CHARS = 20
+MIN_EXPRESSION_CHARS = 14  # of the expression with its names numbered: `x < 0 or x > 9`, not `x < 0`
 MAX_INPUTS = 200
 # Slots where `not f(x)` needs no parentheses.
 BARE_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "return_statement", "assignment",
@@ -52,6 +52,8 @@ class Occurrence:
     start: int
     end: int
     parent_type: str
+    arguments: list[str]
+    """Its own names for the helper's parameters (`s` where another place says `score`)."""
 
 
 @attrs.frozen
@@ -67,7 +69,8 @@ class Duplicate:
 
 
 def find_duplicate(workspace: StagedWorkspace, files: list[str]) -> Duplicate:
-    """The longest expression that occurs in at least two of `files` (or twice in one), Python only."""
+    """The longest expression that occurs in at least two of `files` (or twice in one), equal up to the
+    names of its free variables (`score < 0` and `s < 0` are the same check), Python only."""
     seen: dict[str, list[tuple[str, Any]]] = {}
     for path in files:
         language = workspace.language(path)
@@ -77,8 +80,10 @@ def find_duplicate(workspace: StagedWorkspace, files: list[str]) -> Duplicate:
         if tree is None:
             continue
         for node in _nodes(tree.root_node):
-            if node.type in EXPRESSIONS and len(node.text) >= MIN_EXPRESSION_CHARS:
-                seen.setdefault(_normal(node.text.decode("utf-8")), []).append((path, node))
+            if node.type in EXPRESSIONS:
+                key = _shape(node)
+                if key is not None and len(key) >= MIN_EXPRESSION_CHARS:
+                    seen.setdefault(key, []).append((path, node))
     repeated = [(key, places) for key, places in seen.items()
                 if len({path for path, _ in places}) >= min(2, len(files)) and len(places) >= 2]
     if not repeated:
@@ -86,19 +91,48 @@ def find_duplicate(workspace: StagedWorkspace, files: list[str]) -> Duplicate:
     key, places = max(repeated, key=lambda item: len(item[0]))
     node = places[0][1]
     parameters, literals = _free_names(node), _literals(node)
+    occurrence_names = {(path, place.start_byte): _free_names(place) for path, place in places}
     for path, place in places:
         tree = _tree(workspace, path)
         defined = _module_names(tree.root_node) if tree is not None else set()
-        clash = [name for name in parameters if name in defined]
+        clash = [name for name in occurrence_names[(path, place.start_byte)] if name in defined]
         if clash:
             raise RefactorRefused(f"The repeated expression uses {', '.join(clash)} from {path}'s module; "
                                   "extract it by hand.")
-    occurrences = [Occurrence(path, n.start_byte, n.end_byte, n.parent.type if n.parent else "") for path, n in places]
-    return Duplicate(key, parameters, literals, occurrences, _statement(node))
+    occurrences = [Occurrence(path, n.start_byte, n.end_byte, n.parent.type if n.parent else "",
+                              occurrence_names[(path, n.start_byte)]) for path, n in places]
+    return Duplicate(_normal(node.text.decode("utf-8")), parameters, literals, occurrences, _statement(node))
 
 
 def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _shape(node: Any) -> str | None:
+    """The expression with its free names numbered in order of appearance; None when it has none (a
+    constant expression, e.g. an exception's message, is not a check to extract)."""
+    free = _free_names(node)
+    if not free:
+        return None
+    numbering = {name: f"\x00{index}" for index, name in enumerate(free)}
+    data = node.text
+    spans = []
+    for inner in _nodes(node):
+        if inner.type == "identifier" and inner.text.decode("utf-8") in numbering and _is_free(inner):
+            spans.append((inner.start_byte - node.start_byte, inner.end_byte - node.start_byte,
+                          numbering[inner.text.decode("utf-8")].encode()))
+    for start, end, new in sorted(spans, reverse=True):
+        data = data[:start] + new + data[end:]
+    return _normal(data.decode("utf-8"))
+
+
+def _is_free(identifier: Any) -> bool:
+    """Not an attribute's or a keyword argument's name."""
+    parent = identifier.parent
+    if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") == identifier:
+        return False
+    return not (parent is not None and parent.type == "keyword_argument"
+                and parent.child_by_field_name("name") == identifier)
 
 
 def _free_names(node: Any) -> list[str]:
@@ -110,12 +144,7 @@ def _free_names(node: Any) -> list[str]:
             bound.update(n.text.decode("utf-8") for n in _nodes(target) if n.type == "identifier")
     names: list[str] = []
     for inner in _nodes(node):
-        if inner.type != "identifier":
-            continue
-        parent = inner.parent
-        if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") == inner:
-            continue
-        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("name") == inner:
+        if inner.type != "identifier" or not _is_free(inner):
             continue
         name = inner.text.decode("utf-8")
         if name not in bound and name not in BUILTINS and name not in names:
@@ -244,8 +273,8 @@ async def extract_function(workspace: StagedWorkspace, name: str, files: list[st
         raise RefactorRefused(f"The model's {name} does not compute the repeated expression (or its negation) "
                               f"on {len(inputs)} test inputs; nothing changed.")
     plans: dict[str, list[tuple[int, int, str]]] = {}
-    call = f"{name}({', '.join(duplicate.parameters)})"
     for place in duplicate.occurrences:
+        call = f"{name}({', '.join(place.arguments)})"
         text = call if same else (f"not {call}" if place.parent_type in BARE_SLOTS else f"(not {call})")
         plans.setdefault(place.path, []).append((place.start, place.end, text))
     changed = []

@@ -63,6 +63,7 @@ _ASYNC = re.compile(
 _EXTRACT = re.compile(r"\bextract\b[^\n]*?\binto\s+(?:a\s+|an\s+|the\s+)?(?:new\s+)?(?:function|helper)\s+"
                       r"`?(\w+)`?(?:\(\))?(?:\s+in\s+`?([\w./-]+\.py)`?)?", re.I)
 _FILE = re.compile(r"`?([\w./-]+\.(?:py|js|mjs|cjs|ts|tsx|jsx))`?")
+_FIX = re.compile(r"\b(fix|bug|broken|fails?|failing)\b", re.I)
 _PASSED = re.compile(r"\bpass(?:es|ing)?\s+`?([^`\s]+?)`?\s+(?:for it\s+)?from\s+(?:its\s+|the\s+|all\s+|every\s+)?caller", re.I)
 
 
@@ -192,7 +193,7 @@ class Agent:
             self._say("running the tests before any change (baseline)", 5)
             self.result.tests_before = await asyncio.to_thread(run_tests, self.workspace, tests, staged=False)
             self._say(f"baseline: {self.result.tests_before.summary}")
-        plan = plan_from_instruction(instruction)
+        plan = plan_from_instruction(instruction) or self._fix_plan(instruction)
         if plan is None:
             plan = await self._model_plan(instruction)
             try:
@@ -223,6 +224,16 @@ class Agent:
         self.result.summary = f"{_describe(self.result.plan, sorted(self.result.changes))} in {len(self.result.changes)} file(s){tested}"
         self._say(self.result.summary, 100)
 
+    def _fix_plan(self, instruction: str) -> dict[str, Any] | None:
+        """"Fix the bug in x.js" while the tests fail: rewrite the files it names (no model plan needed)."""
+        before = self.result.tests_before
+        if before is None or before.passed or not _FIX.search(instruction):
+            return None
+        files = self.workspace.files()
+        named = [f for name in _FILE.findall(instruction) for f in files
+                 if (f == name or Path(f).name == name) and not is_test_file(f)]
+        return {"operation": "edit", "files": list(dict.fromkeys(named))} if named else None
+
     async def _run_staged_tests(self, tests: list[str]) -> TestRun:
         """The tests on the staged files (a run on exactly these staged files is not repeated)."""
         staged = {path: after for path, (_before, after) in self.workspace.changed().items()}
@@ -238,8 +249,8 @@ class Agent:
                 '{"operation": "rename", "old": "<name>", "new": "<name>"}\n'
                 '{"operation": "add_parameter", "function": "<name>", "parameter": "<name>", "default": "<value>", '
                 '"passed": "<value callers pass, or null>"}\n'
-                '{"operation": "make_async", "function": "<name>"}  (the function and its callers use async/await)\n'
-                '{"operation": "edit", "files": ["<path>", ...]}  (files to rewrite, at most 3)')
+                '{"operation": "edit", "files": ["<path>", ...]}  (files to rewrite, at most 3)\n'
+                '{"operation": "make_async", "function": "<name>"}  (the function and its callers use async/await)')
         prompt = build_prompt(self._generate_backend(), language=None, user=user, primer="{", plain=user + "\n{")
         answer = "{" + await self._ask(prompt, 96)
         plan = parse_plan(answer)
@@ -292,7 +303,7 @@ class Agent:
             raise RefactorRefused("The plan names no file of the workspace to change.")
         failure = self._failure_lines()
         context = self._context_files(chosen, failure != "")
-        bug = bool(failure) and re.search(r"\b(fix|bug|fail|broken|wrong)", instruction, re.I) is not None
+        bug = bool(failure) and _FIX.search(instruction) is not None
         changed = []
         for index, path in enumerate(chosen):
             text = self.workspace.read(path)

@@ -124,3 +124,16 @@ def test_plans_for_extracting_and_for_async_from_the_words() -> None:
         "operation": "make_async", "function": "load_user"}
     assert plan_from_instruction("Make `fetch_all()` async") == {"operation": "make_async", "function": "fetch_all"}
     assert plan_from_instruction("Make load_user non-blocking") is None
+
+
+async def test_the_same_check_under_other_names_is_one_repeat(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    shutil.copytree(TASK.parent / "py_extract_range" / "project", folder)
+    ws = StagedWorkspace(folder)
+    duplicate = find_duplicate(ws, ["grades.py", "stats.py"])  # `score < 0 or score > 100` and `s < 0 or s > 100`
+    assert duplicate.parameters == ["score"]
+    assert sorted(o.arguments[0] for o in duplicate.occurrences) == ["s", "score"]
+    await extract_function(ws, "is_valid_score", ["grades.py", "stats.py"], "checks.py",
+                           writer("0 <= score <= 100"), sandbox_python(ws))
+    assert "if not is_valid_score(s):" in ws.read("stats.py")
+    assert "if not is_valid_score(score):" in ws.read("grades.py")

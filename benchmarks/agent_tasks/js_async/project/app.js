@@ -1,0 +1,8 @@
+const { readConfig } = require('./store');
+
+function start(name) {
+  const config = readConfig(name);
+  return config.debug ? 'debug' : 'normal';
+}
+
+module.exports = { start };

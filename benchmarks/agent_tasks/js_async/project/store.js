@@ -1,0 +1,5 @@
+function readConfig(name) {
+  return { name, debug: name === 'dev' };
+}
+
+module.exports = { readConfig };

@@ -1,0 +1,3 @@
+export function areaOf(width: number, height: number): number {
+  return width * height;
+}
