@@ -489,7 +489,9 @@ def _describe(plan: dict[str, Any], changed: list[str]) -> str:
     if operation == "rename":
         return f"Renamed {plan.get('old')} to {plan.get('new')}"
     if operation == "add_parameter":
-        return f"Added parameter {plan.get('parameter')} (default {plan.get('default')!r}) to {plan.get('function')}"
+        default = str(plan.get("default"))
+        shown = default if default[:1] in "'\"" and default[-1:] == default[:1] and len(default) > 1 else repr(default)
+        return f"Added parameter {plan.get('parameter')} (default {shown}) to {plan.get('function')}"
     if operation == "make_async":
         return f"Made {plan.get('function')} async (and awaited it in its callers)"
     if operation == "extract_function":

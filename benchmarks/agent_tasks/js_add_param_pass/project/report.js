@@ -1,0 +1,7 @@
+const { formatDate } = require('./dates');
+
+function header(date) {
+  return 'Report of ' + formatDate(date);
+}
+
+module.exports = { header };

@@ -1,0 +1,2 @@
+// Pricing helpers.
+module.exports = {};

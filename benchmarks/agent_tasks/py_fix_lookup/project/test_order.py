@@ -1,0 +1,5 @@
+from order import order_cost
+
+
+def test_price():
+    assert order_cost(['Apple', 'pear']) == 1.25

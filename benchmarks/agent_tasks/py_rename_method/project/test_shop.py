@@ -1,0 +1,5 @@
+from shop import basket
+
+
+def test_basket():
+    assert basket() == 5
