@@ -55,14 +55,21 @@ async def run_task(task: Path, runner: ActionRunner | None, agent_settings: Agen
         shutil.copytree(task / "project", work)
         before = {p.name: p.read_text() for p in work.iterdir() if p.is_file()}
         generate = sample = None
+        tokens = {"prompt": 0, "generated": 0}
+
+        def count(result: Any) -> str:
+            tokens["prompt"] += result.prompt_tokens
+            tokens["generated"] += result.generated_tokens
+            return result.text
+
         if runner is not None:
             async def generate(prompt: ActionPrompt, max_tokens: int) -> str:
-                return (await runner.generate(prompt, max_tokens=max_tokens)).text
+                return count(await runner.generate(prompt, max_tokens=max_tokens))
 
             generate.backend = runner.backend  # type: ignore[attr-defined]
 
-            async def sample(prompt: ActionPrompt, max_tokens: int, count: int) -> list[str]:
-                return [r.text for r in await runner.sample(prompt, max_tokens=max_tokens, count=count)]
+            async def sample(prompt: ActionPrompt, max_tokens: int, count_: int) -> list[str]:
+                return [count(r) for r in await runner.sample(prompt, max_tokens=max_tokens, count=count_)]
         started = time.perf_counter()
         context = runner.service.settings.actions.model.context_size if runner is not None else 4096
         result = await Agent(StagedWorkspace(work), generate, settings=agent_settings,
@@ -80,6 +87,7 @@ async def run_task(task: Path, runner: ActionRunner | None, agent_settings: Agen
             "operation": result.plan.get("operation"), "plan": result.plan, "offered": offered, "solved": solved,
             "unchanged_when_unsolved": solved or unchanged, "model_calls": result.model_calls,
             "steps": len(result.transcript), "seconds": round(seconds, 1), "summary": result.summary,
+            "prompt_tokens": tokens["prompt"], "generated_tokens": tokens["generated"],
             "tests_before": result.tests_before.summary if result.tests_before else None,
             "tests_after": result.tests_after.summary if result.tests_after else None,
             "held_out": bool(spec.get("held_out"))}
@@ -160,12 +168,12 @@ def main() -> int:
     if args.remote and args.out == parser.get_default("out"):
         args.out = str(ROOT / "benchmarks" / "results" / "agent_remote.json")
     rows = asyncio.run(main_async(args))
-    print("\n| task | operation | solved | offered | workspace unchanged if unsolved | model calls | steps | s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| task | operation | solved | offered | workspace unchanged if unsolved | model calls | tokens (prompt+generated) | steps | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['task']} | {row['operation'] or '-'} | {'yes' if row['solved'] else 'no'} | "
               f"{'yes' if row['offered'] else 'no'} | {'yes' if row['unchanged_when_unsolved'] else '**no**'} | "
-              f"{row['model_calls']} | {row['steps']} | {row['seconds']} |")
+              f"{row['model_calls']} | {row['prompt_tokens']}+{row['generated_tokens']} | {row['steps']} | {row['seconds']} |")
     solved = sum(r["solved"] for r in rows)
     unsolved = [r for r in rows if not r["solved"]]
     clean = sum(r["unchanged_when_unsolved"] for r in unsolved)

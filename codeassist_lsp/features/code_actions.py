@@ -41,6 +41,10 @@ COMMAND_EXPLAIN = "codeassist.explain"
 # Work shorter than this shows no progress at all (a flash of a progress bar is noise).
 PROGRESS_AFTER_SECONDS = 0.3
 ADVERTISED_KINDS = [KIND_FIX, KIND_GENERATE, KIND_DOCSTRING, KIND_REFACTOR, KIND_EXTRACT, KIND_EXPLAIN]
+# The agent's entry in the code-action menu runs a command of the client's own, which asks for the
+# instruction (LSP has no request for free text) and then calls the server's codeassist.agent.
+CHANGE_WORKSPACE = "codeassist.changeWorkspace"
+KIND_AGENT = f"{KIND_REFACTOR}.agent"
 
 
 # -- client capabilities ---------------------------------------------------------------------------
@@ -58,6 +62,27 @@ def supports_show_document(server: CodeassistServer) -> bool:
     caps = server.client_capabilities
     window = caps.window if caps else None
     return bool(window and window.show_document and window.show_document.support)
+
+
+def supports_change_workspace(server: CodeassistServer) -> bool:
+    """Whether the client has the command that asks for the agent's instruction (VS Code's extension and
+    our Neovim config declare `experimental.codeassist.changeWorkspace`)."""
+    caps = server.client_capabilities
+    experimental = caps.experimental if caps else None
+    ours = experimental.get("codeassist") if isinstance(experimental, dict) else None
+    return bool(isinstance(ours, dict) and ours.get("changeWorkspace"))
+
+
+def agent_action(server: CodeassistServer, document: Any, only: list[str] | None) -> types.CodeAction | None:
+    """"codeassist: Change the workspace…" (the agent), for clients that can ask for the instruction."""
+    if not supports_change_workspace(server) or server.policy_root is None:
+        return None
+    if only and not any(KIND_AGENT == kind or KIND_AGENT.startswith(kind + ".") for kind in only):
+        return None
+    folder = from_fs_path(str(Path(document.path).parent)) if document.path else None
+    return types.CodeAction(title="codeassist: Change the workspace…", kind=KIND_AGENT,
+                            command=types.Command(title="codeassist: Change the workspace…", command=CHANGE_WORKSPACE,
+                                                  arguments=[{"folder": folder}]))
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -271,6 +296,9 @@ def register(server: CodeassistServer) -> None:
             elif not resolve_edit:
                 action.command = types.Command(title=item.title, command=COMMAND_APPLY, arguments=[data])
             actions.append(action)
+        agent = agent_action(server, document, params.context.only)
+        if agent is not None:
+            actions.append(agent)  # last: the actions on the code at hand come first
         return actions or None
 
     @server.feature(types.CODE_ACTION_RESOLVE)

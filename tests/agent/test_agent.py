@@ -186,3 +186,37 @@ async def test_a_model_written_change_without_tests_to_check_it_is_not_offered(t
     model.backend = None  # type: ignore[attr-defined]
     result = await Agent(StagedWorkspace(folder), model).run("Tidy up the email check")
     assert not result.changes and "no tests" in result.summary
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_the_agent_is_in_the_code_action_menu_of_clients_that_can_ask_for_the_instruction(
+        tmp_path: Path, declared: bool) -> None:
+    folder = project(tmp_path, "py_rename_function")
+    caps = agent_capabilities()
+    if declared:  # what the VS Code extension and the Neovim config declare
+        caps.experimental = {"codeassist": {"changeWorkspace": True}}
+    uri = (folder / "report.py").as_uri()
+    async with running_server({"engine": "fake", "feedback": {"enabled": False}}, caps=caps, root=folder) as (client, _):
+        client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
+            uri=uri, language_id="python", version=1, text=(folder / "report.py").read_text())))
+        here = types.Range(start=types.Position(0, 0), end=types.Position(0, 0))
+        listed = await client.text_document_code_action_async(types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri), range=here,
+            context=types.CodeActionContext(diagnostics=[], only=["refactor"])))
+        fixes_only = await client.text_document_code_action_async(types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri), range=here,
+            context=types.CodeActionContext(diagnostics=[], only=["quickfix"])))
+    agent = [a for a in listed or [] if a.title == "codeassist: Change the workspace…"]
+    if not declared:
+        assert agent == []  # a command the client does not have would fail when chosen
+        return
+    assert len(agent) == 1
+    # pygls's client reads any code action that carries a `command` as a Command (lsprotocol's union
+    # hook), the action's own command then arrives as its text; on the wire it is a CodeAction.
+    import ast
+
+    command = ast.literal_eval(agent[0].command) if isinstance(agent[0], types.Command) else agent[0].command
+    command = command if isinstance(command, dict) else {"command": command.command, "arguments": command.arguments}
+    assert command["command"] == "codeassist.changeWorkspace"
+    assert command["arguments"] == [{"folder": folder.as_uri()}]
+    assert not [a for a in fixes_only or [] if a.title == "codeassist: Change the workspace…"]

@@ -1,6 +1,6 @@
 -- Drives headless Neovim 0.11 through the user's path: editors/neovim/lsp/codeassist.lua enabled with
 -- vim.lsp.enable, then the real <C-x><C-o> omnifunc popup accepted with <C-y>; hover and a code action
--- when the server advertises them. Results go to $CODEASSIST_RESULT as JSON; the test judges them.
+-- when the server advertises them; the agent from the code-action menu. Results go to $CODEASSIST_RESULT as JSON; the test judges them.
 -- Run as: nvim --headless --clean -u NONE -c 'luafile nvim_driver.lua' (insert-mode keys need the main loop).
 local env = vim.env
 local out = { steps = {} }
@@ -49,6 +49,43 @@ local function feed(keys)
   vim.api.nvim_feedkeys(vim.keycode(keys), 'n', false)
 end
 
+-- The agent from the code-action menu: the config's client command asks for the instruction
+-- (vim.ui.input, answered here as a user would), the server asks "Apply?" (answered Apply).
+local function agent()
+  step('agent')
+  local params = {
+    textDocument = vim.lsp.util.make_text_document_params(buf),
+    range = { start = { line = 0, character = 0 }, ['end'] = { line = 0, character = 0 } },
+    context = { diagnostics = {}, only = { 'refactor' }, triggerKind = 1 },
+  }
+  local response = client:request_sync('textDocument/codeAction', params, 10000, buf)
+  local action
+  for _, candidate in ipairs(response and response.result or {}) do
+    if (candidate.kind or ''):find('agent') then
+      action = candidate
+    end
+  end
+  out.agentAction = action and action.title or vim.NIL
+  if not action then
+    return finish()
+  end
+  vim.ui.input = function(_, on_confirm)
+    on_confirm('Rename the function add to add_numbers')
+  end
+  vim.lsp.handlers['window/showMessageRequest'] = function(_, request)
+    out.agentAsked = request.message
+    return request.actions[1]
+  end
+  client:exec_cmd(action.command, { bufnr = buf })
+  poll('the agent\'s edit', 60000, function()
+    local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+    return lines[1]:find('add_numbers') and lines
+  end, function(lines)
+    out.afterAgent = lines
+    finish()
+  end)
+end
+
 local function code_action()
   if not out.capabilities.codeAction then
     return finish()
@@ -71,7 +108,7 @@ local function code_action()
   -- The first action that edits the buffer (explanations only show text): resolved lazily, as
   -- Neovim 0.11 declares codeAction resolveSupport for `edit`, else through its command.
   for _, action in ipairs(actions) do
-    if not (action.kind or ''):find('explain') then
+    if not (action.kind or ''):find('explain') and not (action.kind or ''):find('agent') then
       if not action.edit and action.data ~= nil and client:supports_method('codeAction/resolve') then
         local resolved = client:request_sync('codeAction/resolve', action, 180000, buf)
         if resolved and resolved.result then
@@ -96,7 +133,7 @@ local function code_action()
     end
   end
   out.afterAction = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
-  finish()
+  agent()
 end
 
 local function hover()

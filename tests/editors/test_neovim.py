@@ -109,3 +109,13 @@ def test_code_action_applies(nvim_run: dict[str, Any]) -> None:
         f"no code action edited the buffer: {nvim_run['codeActions']}; resolve errors: {nvim_run['resolveErrors']}")
     assert nvim_run["afterAction"] != nvim_run["beforeAction"], nvim_run["afterAction"]
     assert "def add(a, b):" in nvim_run["afterAction"], nvim_run["afterAction"]
+
+
+def test_the_agent_runs_from_the_code_action_menu(nvim_run: dict[str, Any]) -> None:
+    # The config declares its client command, so the server lists the agent; the command asks for the
+    # instruction, the server asks "Apply?" (Neovim would apply an annotated edit without asking).
+    _check(nvim_run, "agentAction")
+    assert nvim_run["agentAction"] == "codeassist: Change the workspace…"
+    _check(nvim_run, "afterAgent")
+    assert "Renamed add to add_numbers" in nvim_run["agentAsked"] and nvim_run["agentAsked"].endswith("Apply?")
+    assert nvim_run["afterAgent"][0] == "def add_numbers(a, b):", nvim_run["afterAgent"]

@@ -40,7 +40,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         }),
         // The agent: an instruction (and the active file's folder as the scope, if the user wants)
         // goes to the server's codeassist.agent command, whose one edit VS Code previews for confirmation.
-        vscode.commands.registerCommand('codeassist.changeWorkspace', async () => {
+        // From the command palette, or from the code-action menu with the active file's folder.
+        vscode.commands.registerCommand('codeassist.changeWorkspace', async (options?: { folder?: string }) => {
             const instruction = await vscode.window.showInputBox({
                 title: 'codeassist: change the workspace',
                 prompt: 'What should change? e.g. "Rename fetch_user to load_user"',
@@ -48,7 +49,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             if (!instruction) {
                 return;
             }
-            const folder = vscode.window.activeTextEditor
+            const folder = options?.folder ? vscode.Uri.parse(options.folder) : vscode.window.activeTextEditor
                 ? vscode.Uri.joinPath(vscode.window.activeTextEditor.document.uri, '..') : undefined;
             const scope = folder ? await vscode.window.showQuickPick(
                 [{ label: 'Whole workspace', uri: undefined }, { label: vscode.workspace.asRelativePath(folder), uri: folder }],

@@ -116,6 +116,16 @@ export class ServerManager implements vscode.Disposable {
         };
         const client = new LanguageClient(SECTION, 'codeassist', serverOptions, clientOptions);
         this.client = client;
+        // The server offers "codeassist: Change the workspace…" in the code-action menu only to clients
+        // that have the command asking for the instruction (extension.ts's codeassist.changeWorkspace).
+        client.registerFeature({
+            fillClientCapabilities(capabilities) {
+                capabilities.experimental = { ...(capabilities.experimental ?? {}), codeassist: { changeWorkspace: true } };
+            },
+            initialize() {},
+            getState() { return { kind: 'static' }; },
+            clear() {},
+        });
         this.clientDisposables.push(client.onDidChangeState((event) => {
             if (event.newState === State.Stopped && this.client === client) {
                 this.status.error('server stopped');
