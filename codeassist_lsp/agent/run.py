@@ -490,7 +490,7 @@ def _describe(plan: dict[str, Any], changed: list[str]) -> str:
         return f"Renamed {plan.get('old')} to {plan.get('new')}"
     if operation == "add_parameter":
         default = str(plan.get("default"))
-        shown = default if default[:1] in "'\"" and default[-1:] == default[:1] and len(default) > 1 else repr(default)
+        shown = default if default.strip() == default and default else repr(default)  # code as written; ' ' quoted
         return f"Added parameter {plan.get('parameter')} (default {shown}) to {plan.get('function')}"
     if operation == "make_async":
         return f"Made {plan.get('function')} async (and awaited it in its callers)"
