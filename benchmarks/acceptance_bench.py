@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -80,13 +82,23 @@ def regions(text: str, count: int, chars: int) -> list[tuple[int, int]]:
 
 
 class Replayer:
-    """The real pipeline at a cursor, memoised per (file, position)."""
+    """The real pipeline at a cursor, memoised per (file, position), and on disk across runs with `store`
+    (the answers are a function of the file, the position, the model and the settings: no time budget)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Path | None = None) -> None:
         # The completion tier only: the code model would load (and be probed) on the same model thread.
         self.service = CompletionService(settings, backend_factory=lambda: make_completion_backend(settings))
         self.service.wait_until_loaded()
         self.memo: dict[tuple[str, int], tuple[str, SuggestionFeatures] | None] = {}
+        self.store = store
+        self.store_key = json.dumps([self.service.backend.model_id if self.service.backend else None,
+                                     attrs.asdict(settings.completion)], sort_keys=True, default=str)
+        if store is not None and store.exists():
+            for line in store.read_text().splitlines():
+                row = json.loads(line)
+                if row["key"] == self.store_key:
+                    self.memo[(row["path"], row["p"])] = (
+                        (row["text"], SuggestionFeatures(**row["features"])) if row["text"] else None)
         self.model_ms: list[float] = []
         self.gate_model: gating.GatingModel | None = None
         self.gate_us: list[float] = []
@@ -114,6 +126,10 @@ class Replayer:
                                             len(suggestion.text))
                 self.gate_us.append((time.perf_counter() - started) * 1e6)
             self.memo[key] = (suggestion.text, features) if suggestion.text else None
+            if self.store is not None:
+                with self.store.open("a") as out:
+                    out.write(json.dumps({"key": self.store_key, "path": str(path), "p": p, "text": suggestion.text,
+                                          "features": attrs.asdict(features)}) + "\n")
         return self.memo[key]
 
 
@@ -186,6 +202,8 @@ def main() -> int:
     parser.add_argument("--regions", type=int, default=2, help="regions replayed per file")
     parser.add_argument("--region-chars", type=int, default=200, help="characters per region (to a line end)")
     parser.add_argument("--write-prior", action="store_true", help="save the fitted model as the shipped prior")
+    parser.add_argument("--store", default=str(Path.home() / ".cache" / "codeassist" / "acceptance-replay.jsonl"),
+                        help="answers kept across runs (same model and settings); '' for none")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acceptance_bench.json"))
     args = parser.parse_args()
     fit_files = [entry for entry in FIT_FILES if entry[0].is_file()]
@@ -194,7 +212,7 @@ def main() -> int:
     # No time budget (the same answers on a loaded machine); the early cut at a guess stays, as in the editor.
     settings.completion.line_budget_ms = settings.completion.block_budget_ms = NO_TIME_BUDGET_MS
     settings.cache.enabled = False
-    replayer = Replayer(settings)
+    replayer = Replayer(settings, Path(args.store) if args.store else None)
     started = time.time()
     rows: list[tuple[SuggestionFeatures, int, bool]] = []
     fit_run = summarise(replay(replayer, fit_files, None, 0.0, args.regions, args.region_chars, rows))

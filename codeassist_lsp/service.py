@@ -22,7 +22,7 @@ from codeassist_lsp.context.assembler import (
     PREFIX_SHARE, AssembledContext, ContextAssembler, Snippet, assemble_context, render_snippet,
 )
 from codeassist_lsp.context.gating import Gate, decide_mode
-from codeassist_lsp.context.languages import Language, language_for
+from codeassist_lsp.context.languages import language_for
 from codeassist_lsp.context.tokens import LineTokenCounter
 from codeassist_lsp.context.unbound import definition_start
 from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, GenerationResult

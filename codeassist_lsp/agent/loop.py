@@ -424,8 +424,13 @@ class ToolLoop:
     """One run of the model driving the tools, until it calls finish or a budget is spent."""
 
     def __init__(self, toolbox: Toolbox, generate: Generate, *, backend: Any = None,
-                 budget: LoopBudget | None = None, say: Say | None = None, has_tests: bool = False) -> None:
+                 budget: LoopBudget | None = None, say: Say | None = None, has_tests: bool = False,
+                 failure: str = "", shown: Collection[str] = ()) -> None:
+        """`failure`: what the failing tests said before any change (the task is then to fix them);
+        `shown`: files put whole into the first message (those the instruction names, when small)."""
         self.toolbox = toolbox
+        self.failure = failure
+        self.shown = tuple(shown)
         self._generate = generate
         self.budget = budget or LoopBudget()
         self._say = say or (lambda message: None)
@@ -443,6 +448,7 @@ class ToolLoop:
         outcome = self.outcome
         malformed_in_a_row = 0
         calls_made: set[tuple[str, str]] = set()
+        told_to_edit = False
         while not outcome.finished:
             stop = self._spent()
             if stop:
@@ -495,6 +501,16 @@ class ToolLoop:
                                                   "it: propose_edit the change now, or finish.", tool=call.name)]
                 continue
             calls_made.add(key)
+            if call.name == "finish" and self.failure and not self.toolbox.workspace.changed() and not told_to_edit:
+                # Measured: with failing tests shown, Qwen2.5-Coder 1.5B read the files and then called
+                # finish claiming a fix it never proposed. Once, it is told that nothing changed.
+                told_to_edit = True
+                self._say(f"{step}: finish with nothing changed while the tests fail: told to propose_edit")
+                self.messages += [Message("assistant", "", call=call),
+                                  Message("tool", "Not finished: nothing is changed yet and the tests still fail. "
+                                                  "Call propose_edit now: old_text is the wrong line copied exactly "
+                                                  "from the file, new_text is that line corrected.", tool=call.name)]
+                continue
             result = await asyncio.to_thread(self.toolbox.call, call.name, call.arguments)
             first = result.text.splitlines()[0] if result.text else ""
             repaired = f" [repaired: {'; '.join(call.repairs)}]" if call.repairs else ""
@@ -578,8 +594,11 @@ class ToolLoop:
                 break
             parts.append(block)
             size += len(block)
+        whole = "".join(f"\n{path}:\n```\n{self.toolbox.workspace.read(path)}```\n" for path in self.shown)
+        failing = (f"\nThe tests fail now:\n{self.failure}\nFind the wrong line and fix it with propose_edit, then "
+                   "run_tests.\n") if self.failure else ""
         return (f"Instruction: {instruction}\n\nThe workspace has {len(files)} source files; their definitions "
-                f"(line: signature; read_file shows the code):\n{''.join(parts)}")
+                f"(line: signature; read_file shows the code):\n{''.join(parts)}{whole}{failing}")
 
 
 def _signature(parameters: dict[str, Any]) -> list[str]:

@@ -42,6 +42,7 @@ MAX_REWRITE_FILES = 3
 MAX_REWRITE_LINES = 200
 TIME_BUDGET_S = 600.0
 TEST_OUTPUT_CHARS = 4000
+SHOWN_FILE_LINES = 60  # a file the instruction names is shown whole to the tool loop up to this size
 CONTEXT_LINES = 150  # other files shown whole to a rewrite, in lines (the rest as signatures)
 
 # Sampled rewrites tried when the greedy one fails the workspace's tests (executed best-of-N).
@@ -418,7 +419,9 @@ class Agent:
         loop = ToolLoop(toolbox, self._generate, backend=self._generate_backend(), budget=budget,
                         say=lambda message: self._say(message, 30 + 40 * min(loop.outcome.steps, budget.max_steps)
                                                       // budget.max_steps),
-                        has_tests=tests is not None)
+                        has_tests=tests is not None, failure=self._failure_lines(),
+                        shown=[f for f in self._files_named_in(instruction)
+                               if self.workspace.read(f).count("\n") <= SHOWN_FILE_LINES][:2])
         calls = "the chat template's tool calls" if loop.format.kind == "tools" else "JSON calls"
         self._say(f"tool loop ({calls}): at most {budget.max_steps} steps, {budget.max_tokens} tokens", 30)
         outcome = await loop.run(instruction)

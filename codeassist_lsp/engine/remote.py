@@ -31,7 +31,7 @@ from codeassist_lsp.engine.base import (
     CancelFlag, DecodeBackend, GenerationRequest, GenerationResult, PartialCallback, Tier,
 )
 from codeassist_lsp.engine.models import ModelSpec, registry
-from codeassist_lsp.errors import ComponentUnavailable, EngineError, report_unavailable
+from codeassist_lsp.errors import ComponentUnavailable, report_unavailable
 
 log = logging.getLogger(__name__)
 

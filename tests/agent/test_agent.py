@@ -115,12 +115,13 @@ def apply_workspace_edit(folder: Path, edit: types.WorkspaceEdit) -> None:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("task, instruction", [
-    ("py_rename_function", "Rename the function area to circle_area"),  # planned from its words
-    ("py_rename_paraphrase", None),  # planned by the code model (JSON)
+@pytest.mark.parametrize("task, instruction, files", [
+    ("py_rename_function", "Rename the function area to circle_area", 2),  # planned from its words
+    ("py_rename_paraphrase", None, 2),  # planned by the code model (JSON)
+    ("py_extract_helper", None, 3),  # the model writes the helper, checked against the expression
 ])
 async def test_the_agent_command_hands_back_one_confirmable_edit(tmp_path: Path, task: str,
-                                                                 instruction: str | None) -> None:
+                                                                 instruction: str | None, files: int) -> None:
     import json
 
     folder = project(tmp_path, task)
@@ -149,7 +150,7 @@ async def test_the_agent_command_hands_back_one_confirmable_edit(tmp_path: Path,
     assert len(asked) == 1 and "Apply?" in asked[0]  # not VS Code: the user is asked before the edit
     edit = received[0].edit
     assert edit.change_annotations and all(a.needs_confirmation for a in edit.change_annotations.values())
-    assert len(edit.document_changes or []) == 2
+    assert len(edit.document_changes or []) == files
     apply_workspace_edit(folder, edit)
     for check in (TASKS / task / "check").iterdir():
         shutil.copy(check, folder / check.name)

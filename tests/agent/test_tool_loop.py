@@ -470,10 +470,13 @@ def test_scripted_model_edit_with_a_syntax_error_is_refused_and_nothing_offered(
         call("propose_edit", path="calc.py", old_text="def add(a, b):\n    return a - b",
              new_text="def add(a, b)\n    return a + b"),
         call("finish", summary="fixed"),
+        call("finish", summary="fixed"),
     ])
     result = asyncio.run(Agent(StagedWorkspace(root), model, settings=AgentSettings(tool_loop=True)).run(
         "Make add return the sum of its arguments"))
     assert "refused" in model.prompts[2].text and "syntax" in model.prompts[2].text
+    # A first finish with nothing changed while the tests fail is answered "not finished", once.
+    assert "Not finished: nothing is changed yet" in model.prompts[3].text
     assert result.changes == {} and "changed no file" in result.summary
 
 
