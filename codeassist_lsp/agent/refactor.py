@@ -223,6 +223,46 @@ def make_async(workspace: StagedWorkspace, function: str) -> list[str]:
     return list(texts)
 
 
+# Calls that block the thread (and so the event loop of an async caller): what makes a function "blocking".
+BLOCKING_CALL = re.compile(r"^(time\.sleep|requests\.\w+|urllib\.request\.urlopen|urlopen|subprocess\.\w+|"
+                           r"socket\.\w+|sqlite3\.connect|execSync|readFileSync|writeFileSync|spawnSync)$")
+
+
+def make_module_async(workspace: StagedWorkspace, path: str) -> list[str]:
+    """Make every top-level function of `path` that makes a blocking call async, with their callers (as
+    make_async); all or nothing. The files changed."""
+    tree = _tree(workspace, path)
+    if tree is None:
+        raise RefactorRefused(f"{path} is not a Python or JavaScript file of the workspace.")
+    blocking = []
+    for child in tree.root_node.children:
+        node = child.child_by_field_name("definition") if child.type == "decorated_definition" else child
+        if node is None or node.type not in ("function_definition", "function_declaration") or _is_async(node):
+            continue
+        calls = [n.child_by_field_name("function") for n in _own_nodes(node.child_by_field_name("body"))
+                 if n.type in ("call", "call_expression")]
+        if any(callee is not None and BLOCKING_CALL.match(callee.text.decode("utf-8")) for callee in calls):
+            blocking.append(node.child_by_field_name("name").text.decode("utf-8"))
+    if not blocking:
+        raise RefactorRefused(f"No function in {path} makes a blocking call (sleep, HTTP, subprocess, socket); "
+                              "name the function to make async.")
+    before = {file: text for file, (_original, text) in workspace.changed().items()}
+    changed: list[str] = []
+    try:
+        for name in blocking:
+            tree = _tree(workspace, path)
+            # An earlier conversion may have made it async already (it called another blocking function).
+            done = [n for n in _nodes(tree.root_node) if n.type in FUNCTIONS and _function_name(n) == name
+                    and _is_async(n)] if tree is not None else []
+            if not done:
+                changed += make_async(workspace, name)
+    except RefactorRefused:
+        for file in set(changed):  # all or nothing: what the earlier functions staged is undone
+            workspace.stage(file, before.get(file, workspace.original(file)))
+        raise
+    return list(dict.fromkeys(changed))
+
+
 class _AsyncConversion:
     """The edits of one make_async, collected over the whole walk of callers before anything is staged."""
 

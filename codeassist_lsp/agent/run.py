@@ -28,7 +28,9 @@ from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, ver
 from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
 from codeassist_lsp.agent.loop import MAX_ANSWER_TOKENS, Generate, LoopBudget, ToolLoop
 from codeassist_lsp.agent.extract import extract_function, sandbox_python
-from codeassist_lsp.agent.refactor import RefactorRefused, add_parameter, definitions, make_async, rename
+from codeassist_lsp.agent.refactor import (
+    RefactorRefused, add_parameter, definitions, make_async, make_module_async, rename,
+)
 from codeassist_lsp.agent.tools import PathFilter, Toolbox, is_test_file, may_edit_tests
 from codeassist_lsp.agent.workspace import StagedWorkspace
 from codeassist_lsp.config import AgentSettings
@@ -63,6 +65,8 @@ _ASYNC = re.compile(
     r"(?:\s+in\s+[\w./-]+)?\s+(?:(?:to|into)\s+)?(?:an?\s+|use\s+)?async\b", re.I)
 _EXTRACT = re.compile(r"\bextract\b[^\n]*?\binto\s+(?:a\s+|an\s+|the\s+)?(?:new\s+)?(?:function|helper)\s+"
                       r"`?(\w+)`?(?:\(\))?(?:\s+in\s+`?([\w./-]+\.py)`?)?", re.I)
+_ASYNC_MODULE = re.compile(r"\b(?:convert|make|turn|change|rewrite)\b[^\n]*?(?:\b(?:module|file|functions)\s+(?:in\s+)?)"
+                           r"`?([\w/-]+\.(?:py|js|mjs|cjs))`?[^\n]*?\basync", re.I)
 _FILE = re.compile(r"`?([\w./-]+\.(?:py|js|mjs|cjs|ts|tsx|jsx))`?")
 _FIX = re.compile(r"\b(fix|bug|broken|fails?|failing)\b", re.I)
 _PASSED = re.compile(r"\bpass(?:es|ing)?\s+`?([^`\s]+?)`?\s+(?:for it\s+)?from\s+(?:its\s+|the\s+|all\s+|every\s+)?caller", re.I)
@@ -110,6 +114,9 @@ def plan_from_instruction(instruction: str) -> dict[str, Any] | None:
         named = [f for f in dict.fromkeys(_FILE.findall(instruction)) if f != match.group(2)]
         return {"operation": "extract_function", "function": match.group(1), "target": match.group(2),
                 "files": named}
+    match = _ASYNC_MODULE.search(instruction)
+    if match:
+        return {"operation": "make_async", "module": match.group(1)}
     match = _ASYNC.search(instruction)
     if match:
         return {"operation": "make_async", "function": match.group(1)}
@@ -273,6 +280,12 @@ class Agent:
             passed = plan.get("passed")
             return add_parameter(self.workspace, str(plan.get("function", "")), str(plan.get("parameter", "")),
                                  str(plan.get("default", "None")), None if passed in (None, "", "null") else str(passed))
+        if operation == "make_async" and plan.get("module"):
+            module = str(plan["module"])
+            found = [f for f in self.workspace.files() if f == module or Path(f).name == module]
+            if len(found) != 1:
+                raise RefactorRefused(f"{module} is {'not' if not found else 'more than once'} in the workspace.")
+            return make_module_async(self.workspace, found[0])
         if operation == "make_async":
             return make_async(self.workspace, str(plan.get("function", "")))
         if operation == "extract_function":
@@ -496,6 +509,8 @@ def _describe(plan: dict[str, Any], changed: list[str]) -> str:
         shown = default if default.strip() == default and default else repr(default)  # code as written; ' ' quoted
         return f"Added parameter {plan.get('parameter')} (default {shown}) to {plan.get('function')}"
     if operation == "make_async":
+        if plan.get("module"):
+            return f"Made the blocking functions of {plan['module']} async (and awaited them in their callers)"
         return f"Made {plan.get('function')} async (and awaited it in its callers)"
     if operation == "extract_function":
         return f"Extracted {plan.get('function')}" + (f" into {plan['target']}" if plan.get("target") else "")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codeassist_lsp.agent.refactor import RefactorRefused, make_async
+from codeassist_lsp.agent.refactor import RefactorRefused, make_async, make_module_async
 from codeassist_lsp.agent.workspace import StagedWorkspace
 
 USERS = "import time\n\n\ndef load_user(user_id):\n    time.sleep(0.01)\n    return {'id': user_id}\n"
@@ -173,3 +173,40 @@ def test_a_javascript_call_outside_any_function_is_refused(tmp_path: Path) -> No
     with pytest.raises(RefactorRefused, match="outside any function"):
         make_async(workspace, "load")
     assert workspace.changed() == {}
+
+
+NET = ("import time\n\n\ndef fetch(url):\n    time.sleep(0.01)\n    return 'page ' + url\n\n\n"
+       "def fetch_all(urls):\n    return [fetch(u) for u in urls]\n\n\n"
+       "def ping(host):\n    time.sleep(0.01)\n    return host + ' up'\n\n\n"
+       "def slug(url):\n    return url.strip('/').replace('/', '-')\n")
+NET_APP = ("from net import fetch_all, ping, slug\n\n\n"
+       "def report(urls):\n    return {'pages': fetch_all(urls), 'ok': ping('db'), 'slug': slug(urls[0])}\n")
+
+
+def test_a_modules_blocking_functions_become_async_together_and_pure_ones_stay(tmp_path: Path) -> None:
+    folder = make_project(tmp_path / "project", {"net.py": NET, "app.py": NET_APP})
+    workspace = StagedWorkspace(folder)
+    assert sorted(make_module_async(workspace, "net.py")) == ["app.py", "net.py"]
+    net = workspace.read("net.py")
+    assert "async def fetch(url)" in net and "async def ping(host)" in net
+    assert "async def fetch_all(urls):\n    return [await fetch(u) for u in urls]" in net  # a caller, in turn
+    assert "\ndef slug(url)" in net  # no blocking call: stays synchronous
+    out = staged_copy(workspace, tmp_path / "out")
+    printed = run_python(out, "import asyncio, app\nprint(asyncio.run(app.report(['a/b'])))")
+    assert printed.strip() == "{'pages': ['page a/b'], 'ok': 'db up', 'slug': 'a-b'}"
+
+
+def test_a_module_conversion_refused_half_way_stages_nothing(tmp_path: Path) -> None:
+    # ping is passed as a value in app.py: converting it is refused after fetch was converted.
+    app = "from net import fetch, ping\n\n\ndef show(url):\n    return fetch(url)\n\n\nCHECKS = [ping]\n"
+    folder = make_project(tmp_path / "project", {"net.py": NET, "app.py": app})
+    workspace = StagedWorkspace(folder)
+    with pytest.raises(RefactorRefused, match="ping"):
+        make_module_async(workspace, "net.py")
+    assert workspace.changed() == {}
+
+
+def test_a_module_without_blocking_calls_is_refused(tmp_path: Path) -> None:
+    folder = make_project(tmp_path / "project", {"text.py": "def slug(url):\n    return url.lower()\n"})
+    with pytest.raises(RefactorRefused, match="blocking call"):
+        make_module_async(StagedWorkspace(folder), "text.py")

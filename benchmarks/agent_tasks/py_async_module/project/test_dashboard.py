@@ -1,0 +1,5 @@
+from dashboard import summary
+
+
+def test_summary():
+    assert summary('Oslo') == 'Oslo: 25 C'
