@@ -32,14 +32,16 @@ EXPRESSIONS = frozenset({"boolean_operator", "comparison_operator", "not_operato
                          "conditional_expression", "parenthesized_expression"})
 MIN_EXPRESSION_CHARS = 14  # of the expression with its names numbered: `x < 0 or x > 9`, not `x < 0`
 MAX_INPUTS = 200
+# Slots where only the expression's truth matters.
+CONDITION_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "not_operator", "assert_statement"})
 # Slots where `not f(x)` needs no parentheses.
 BARE_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "return_statement", "assignment",
                         "expression_statement", "not_operator"})
 BUILTINS = frozenset(dir(builtins))
 
-WriteHelper = Callable[[str, list[str], str, str, str], Awaitable[str]]
-"""(helper name, parameter names, the repeated expression, the statement using it, target path) -> the
-helper's source."""
+WriteHelper = Callable[[str, list[str], str, str, str, bool], Awaitable[str]]
+"""(helper name, parameter names, the repeated expression, the statement using it, target path, whether
+it is only ever a condition) -> the helper's source."""
 RunPython = Callable[[dict[str, str], str], str]
 """(staged files, a script) -> what the script printed, run in the sandbox on a copy of the workspace."""
 
@@ -215,7 +217,8 @@ def original({parameters}):
 
 def outcome(function, arguments):
     try:
-        return ["value", bool(function(*arguments))]
+        value = function(*arguments)
+        return ["value", bool(value), repr(value)]
     except Exception as error:
         return ["raises", type(error).__name__]
 
@@ -224,20 +227,27 @@ print(json.dumps(rows))
 """
 
 
-def polarity(rows: list[list[list[Any]]]) -> bool | None:
+def polarity(rows: list[list[list[Any]]], exact: bool = False) -> bool | None:
     """True: helper == expression on every input; False: helper == not expression; None: neither, or
-    the inputs never made the expression both true and false (nothing proves which way round)."""
+    the inputs never made the expression both true and false (nothing proves which way round).
+    Where the expression is only ever a condition its truth is compared; elsewhere (`exact`) its value
+    must be equal on every input (a number or a string has no other way round)."""
     same = flipped = True
     results = set()
     for original, helper in rows:
         if original[0] == "raises" or helper[0] == "raises":
-            if original != helper:
+            if original[:2] != helper[:2]:
                 return None
+            continue
+        if exact:
+            results.add(original[2])
+            same &= original[2] == helper[2]
+            flipped = False
             continue
         results.add(original[1])
         same &= original[1] == helper[1]
         flipped &= original[1] != helper[1]
-    if results != {True, False}:
+    if (len(results) < 2) if exact else (results != {True, False}):
         return None
     return True if same else False if flipped else None
 
@@ -255,7 +265,8 @@ async def extract_function(workspace: StagedWorkspace, name: str, files: list[st
     target = target or files[0]
     if target not in workspace.files():
         raise RefactorRefused(f"{target} is not a file of the workspace; create it first.")
-    source = await write_helper(name, duplicate.parameters, duplicate.text, duplicate.usage, target)
+    condition = all(o.parent_type in CONDITION_SLOTS for o in duplicate.occurrences)
+    source = await write_helper(name, duplicate.parameters, duplicate.text, duplicate.usage, target, condition)
     helper = _helper_source(source, name, len(duplicate.parameters))
     target_text = workspace.read(target)
     staged_target = (target_text.rstrip("\n") + "\n\n\n" if target_text.strip() else "") + helper + "\n"
@@ -268,7 +279,7 @@ async def extract_function(workspace: StagedWorkspace, name: str, files: list[st
                                      json.dumps(inputs)).strip().splitlines()[-1])
     except (ValueError, IndexError) as error:
         raise RefactorRefused(f"The helper could not be compared with the original expression ({error}).") from error
-    same = polarity(rows)
+    same = polarity(rows, exact=not condition)
     if same is None:
         raise RefactorRefused(f"The model's {name} does not compute the repeated expression (or its negation) "
                               f"on {len(inputs)} test inputs; nothing changed.")

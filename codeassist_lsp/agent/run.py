@@ -451,12 +451,14 @@ class Agent:
                   f"{outcome.tokens} tokens: {outcome.summary or outcome.stopped}")
         return changed
 
-    async def _write_helper(self, name: str, parameters: list[str], expression: str, usage: str, target: str) -> str:
+    async def _write_helper(self, name: str, parameters: list[str], expression: str, usage: str, target: str,
+                            condition: bool) -> str:
         """The model writes the extracted function's return expression (its name says which way round)."""
         signature = f"def {name}({', '.join(parameters)}):"
+        returns = ("It returns a bool, True or False as its name says." if condition
+                   else "It returns what the repeated expression computes.")
         user = (f"Write the Python function `{signature}` for {target}, to replace this repeated code:\n"
-                f"```python\n{usage}\n```\nIt returns a bool, True or False as its name says. "
-                "Answer with the function only, in one fenced code block.")
+                f"```python\n{usage}\n```\n{returns} Answer with the function only, in one fenced code block.")
         primer = f"```python\n{signature}\n    return "
         prompt = build_prompt(self._generate_backend(), language=None, user=user, primer=primer,
                               plain=user + "\n" + primer)

@@ -29,10 +29,11 @@ def workspace(tmp_path: Path) -> StagedWorkspace:
 
 def writer(body: str):
     """A helper writer that answers with `body` as the function's return expression."""
-    seen: list[tuple[str, list[str], str, str, str]] = []
+    seen: list[tuple[str, list[str], str, str, str, bool]] = []
 
-    async def write(name: str, parameters: list[str], expression: str, usage: str, target: str) -> str:
-        seen.append((name, parameters, expression, usage, target))
+    async def write(name: str, parameters: list[str], expression: str, usage: str, target: str,
+                    condition: bool) -> str:
+        seen.append((name, parameters, expression, usage, target, condition))
         return f"```python\ndef {name}({', '.join(parameters)}):\n    return {body}\n```"
 
     write.seen = seen  # type: ignore[attr-defined]
@@ -106,13 +107,17 @@ def test_an_expression_that_reads_a_module_name_is_left_to_the_user(tmp_path: Pa
 def test_inputs_exercise_both_outcomes_and_the_polarity_must_hold_on_all() -> None:
     inputs = probe_inputs(["email"], ["@"])
     assert ["a@b"] in inputs and ["@"] in inputs and [""] in inputs
-    value = [["value", True], ["value", True]]
-    flipped = [["value", False], ["value", True]]
-    assert polarity([value, [["value", False], ["value", False]]]) is True
-    assert polarity([flipped, [["value", True], ["value", False]]]) is False
+    value = [["value", True, "True"], ["value", True, "True"]]
+    flipped = [["value", False, "False"], ["value", True, "True"]]
+    assert polarity([value, [["value", False, "False"], ["value", False, "False"]]]) is True
+    assert polarity([flipped, [["value", True, "True"], ["value", False, "False"]]]) is False
     assert polarity([value, flipped]) is None  # agrees on one input, not on the other
     assert polarity([value, value]) is None  # the inputs never made the expression false: nothing proved
-    assert polarity([value, [["raises", "TypeError"], ["value", False]]]) is None
+    assert polarity([value, [["raises", "TypeError"], ["value", False, "False"]]]) is None
+    # A value (not a condition) must be equal: 2.5 and 3 are both "true" but not the same number.
+    numbers = [[["value", True, "2.5"], ["value", True, "2.5"]], [["value", False, "0"], ["value", False, "0"]]]
+    assert polarity(numbers, exact=True) is True
+    assert polarity([[["value", True, "2.5"], ["value", True, "3"]], numbers[1]], exact=True) is None
 
 
 def test_plans_for_extracting_and_for_async_from_the_words() -> None:
@@ -137,3 +142,23 @@ async def test_the_same_check_under_other_names_is_one_repeat(tmp_path: Path) ->
                            writer("0 <= score <= 100"), sandbox_python(ws))
     assert "if not is_valid_score(s):" in ws.read("stats.py")
     assert "if not is_valid_score(score):" in ws.read("grades.py")
+
+
+
+async def test_a_repeated_value_must_be_computed_exactly(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "cart.py").write_text("def total(amount, percent):\n    return round(amount * (1 - percent / 100), 2)\n")
+    (folder / "invoice.py").write_text("def line(amount, percent):\n    net = round(amount * (1 - percent / 100), 2)\n"
+                                       "    return f'net {net}'\n")
+    (folder / "pricing.py").write_text('"""Pricing helpers."""\n')
+    ws = StagedWorkspace(folder)
+    write = writer("round(amount * percent / 100, 2)")  # the discount, not the discounted price
+    with pytest.raises(RefactorRefused, match="does not compute"):
+        await extract_function(ws, "apply_discount", ["cart.py", "invoice.py"], "pricing.py", write,
+                               sandbox_python(ws))
+    assert write.seen[0][5] is False  # a value, not a condition: the model is not told it returns a bool
+    await extract_function(ws, "apply_discount", ["cart.py", "invoice.py"], "pricing.py",
+                           writer("round(amount * (1 - percent / 100), 2)"), sandbox_python(ws))
+    assert "return apply_discount(amount, percent)" in ws.read("cart.py")
+    assert "net = apply_discount(amount, percent)" in ws.read("invoice.py")
