@@ -1,12 +1,13 @@
 """Extract a duplicated expression into a named function, checked by running both on the same inputs.
 
 Deterministic code does what it can: it finds the longest expression that appears in two of the files
-(on Python syntax trees), works out its free names (the helper's parameters), replaces each occurrence
-by a call and adds the import. The model writes only the helper's body, because only it can read the
-helper's name: `is_valid_email` for a check that is true when an email is *invalid* must return the
-opposite. Which way round the model wrote it is not trusted but measured: the original expression and
-the helper run side by side in the sandbox on inputs built from the expression's literals, and each
-call site becomes `helper(...)` or `not helper(...)` only when every input agrees one way.
+(on Python or JavaScript syntax trees), works out its free names (the helper's parameters), replaces
+each occurrence by a call and adds the import. The model writes only the helper's body, because only it
+can read the helper's name: `is_valid_email` for a check that is true when an email is *invalid* must
+return the opposite. Which way round the model wrote it is not trusted but measured: the original
+expression and the helper run side by side in the sandbox (python or node) on inputs built from the
+expression's literals, and each call site becomes `helper(...)` or `not helper(...)` only when every
+input agrees one way; a value that is not only a condition must be equal on every input.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import ast
 import builtins
 import itertools
 import json
+import posixpath
 import re
+import shutil
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -26,24 +29,49 @@ import attrs
 
 from codeassist_lsp.agent.refactor import RefactorRefused, _nodes, _replace_spans, _tree, definitions
 from codeassist_lsp.agent.workspace import StagedWorkspace
+from codeassist_lsp.context.languages import parse
 
-# Expressions worth extracting (a bare name or a literal is not).
+# Expressions worth extracting (a bare name or a literal is not). JavaScript's parenthesised expression
+# is left out: as an `if`'s condition its parentheses belong to the statement.
 EXPRESSIONS = frozenset({"boolean_operator", "comparison_operator", "not_operator", "call", "binary_operator",
                          "conditional_expression", "parenthesized_expression"})
+JS_EXPRESSIONS = frozenset({"binary_expression", "call_expression", "ternary_expression", "unary_expression"})
+JS_GLOBALS = frozenset({"Math", "JSON", "Number", "String", "Boolean", "Object", "Array", "Date", "RegExp", "Error",
+                        "Map", "Set", "Promise", "Symbol", "BigInt", "parseInt", "parseFloat", "isNaN", "isFinite",
+                        "undefined", "NaN", "Infinity", "console", "require", "module", "exports", "globalThis"})
 MIN_EXPRESSION_CHARS = 14  # of the expression with its names numbered: `x < 0 or x > 9`, not `x < 0`
 MAX_INPUTS = 200
-# Slots where only the expression's truth matters.
-CONDITION_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "not_operator", "assert_statement"})
+# Slots where only the expression's truth matters (JavaScript's `if (...)` through its parentheses).
+CONDITION_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "not_operator", "assert_statement",
+                             "do_statement"})
 # Slots where `not f(x)` needs no parentheses.
 BARE_SLOTS = frozenset({"if_statement", "elif_clause", "while_statement", "return_statement", "assignment",
                         "expression_statement", "not_operator"})
 BUILTINS = frozenset(dir(builtins))
 
-WriteHelper = Callable[[str, list[str], str, str, str, bool], Awaitable[str]]
-"""(helper name, parameter names, the repeated expression, the statement using it, target path, whether
-it is only ever a condition) -> the helper's source."""
-RunPython = Callable[[dict[str, str], str], str]
-"""(staged files, a script) -> what the script printed, run in the sandbox on a copy of the workspace."""
+RunScript = Callable[[dict[str, str], list[str]], str]
+"""(files to add to the staged ones, argv) -> what the command printed, run in the sandbox on a copy of
+the workspace."""
+
+
+@attrs.frozen
+class HelperRequest:
+    """What the model is asked to write: the function `name(parameters)` in `target` for `expression`."""
+
+    name: str
+    parameters: list[str]
+    expression: str
+    usage: str
+    """The first statement that uses the expression (what the model is shown)."""
+    target: str
+    condition: bool
+    """The expression is only ever a condition: the function answers True or False."""
+    language: str
+    """python or javascript."""
+
+
+WriteHelper = Callable[[HelperRequest], Awaitable[str]]
+"""The model's answer: the helper's source."""
 
 
 @attrs.frozen
@@ -56,6 +84,8 @@ class Occurrence:
     parent_type: str
     arguments: list[str]
     """Its own names for the helper's parameters (`s` where another place says `score`)."""
+    condition: bool
+    """Only its truth is used (an `if`'s or `while`'s condition, negated, asserted)."""
 
 
 @attrs.frozen
@@ -68,21 +98,25 @@ class Duplicate:
     occurrences: list[Occurrence]
     usage: str
     """The first statement that uses it, dedented (what the model is shown)."""
+    language: str
 
 
 def find_duplicate(workspace: StagedWorkspace, files: list[str]) -> Duplicate:
     """The longest expression that occurs in at least two of `files` (or twice in one), equal up to the
-    names of its free variables (`score < 0` and `s < 0` are the same check), Python only."""
+    names of its free variables (`score < 0` and `s < 0` are the same check); Python or JavaScript."""
     seen: dict[str, list[tuple[str, Any]]] = {}
+    languages = {(workspace.language(path).name if workspace.language(path) else None) for path in files}
+    if len(languages) != 1 or not languages <= {"python", "javascript"}:
+        raise RefactorRefused(f"Extracting a function works on Python or JavaScript files of one language, "
+                              f"not {', '.join(files)}.")
+    language = languages.pop()
+    python = language == "python"
     for path in files:
-        language = workspace.language(path)
-        if language is None or language.name != "python":
-            raise RefactorRefused(f"Extracting a function works on Python files; {path} is not one.")
         tree = _tree(workspace, path)
         if tree is None:
             continue
         for node in _nodes(tree.root_node):
-            if node.type in EXPRESSIONS:
+            if node.type in (EXPRESSIONS if python else JS_EXPRESSIONS):
                 key = _shape(node)
                 if key is not None and len(key) >= MIN_EXPRESSION_CHARS:
                     seen.setdefault(key, []).append((path, node))
@@ -102,8 +136,22 @@ def find_duplicate(workspace: StagedWorkspace, files: list[str]) -> Duplicate:
             raise RefactorRefused(f"The repeated expression uses {', '.join(clash)} from {path}'s module; "
                                   "extract it by hand.")
     occurrences = [Occurrence(path, n.start_byte, n.end_byte, n.parent.type if n.parent else "",
-                              occurrence_names[(path, n.start_byte)]) for path, n in places]
-    return Duplicate(_normal(node.text.decode("utf-8")), parameters, literals, occurrences, _statement(node))
+                              occurrence_names[(path, n.start_byte)], _in_condition(n)) for path, n in places]
+    return Duplicate(_normal(node.text.decode("utf-8")), parameters, literals, occurrences, _statement(node),
+                     language)
+
+
+def _in_condition(node: Any) -> bool:
+    """Whether only the node's truth is used: an if/while condition (through parentheses), `not x`, `!x`."""
+    parent = node.parent
+    while parent is not None and parent.type == "parenthesized_expression":
+        parent = parent.parent
+    if parent is None:
+        return False
+    if parent.type == "unary_expression":
+        operator = parent.child_by_field_name("operator")
+        return operator is not None and operator.type == "!"
+    return parent.type in CONDITION_SLOTS
 
 
 def _normal(text: str) -> str:
@@ -141,7 +189,7 @@ def _free_names(node: Any) -> list[str]:
     """Names the expression reads but does not bind, in order (attribute and keyword names excluded)."""
     bound: set[str] = set()
     for inner in _nodes(node):
-        if inner.type in ("for_in_clause", "lambda_parameters"):
+        if inner.type in ("for_in_clause", "lambda_parameters", "formal_parameters"):
             target = inner.child_by_field_name("left") if inner.type == "for_in_clause" else inner
             bound.update(n.text.decode("utf-8") for n in _nodes(target) if n.type == "identifier")
     names: list[str] = []
@@ -149,7 +197,7 @@ def _free_names(node: Any) -> list[str]:
         if inner.type != "identifier" or not _is_free(inner):
             continue
         name = inner.text.decode("utf-8")
-        if name not in bound and name not in BUILTINS and name not in names:
+        if name not in bound and name not in BUILTINS and name not in JS_GLOBALS and name not in names:
             names.append(name)
     return names
 
@@ -158,7 +206,7 @@ def _literals(node: Any) -> list[Any]:
     """The string and number literals in the expression (the seeds of the test inputs)."""
     values = []
     for inner in _nodes(node):
-        if inner.type in ("string", "integer", "float"):
+        if inner.type in ("string", "integer", "float", "number"):
             try:
                 values.append(ast.literal_eval(inner.text.decode("utf-8")))
             except (ValueError, SyntaxError):
@@ -170,8 +218,13 @@ def _module_names(root: Any) -> set[str]:
     """Names bound at module level: imports, functions, classes, assignments."""
     names = set()
     for child in root.children:
-        if child.type in ("function_definition", "class_definition"):
+        if child.type in ("function_definition", "class_definition", "function_declaration", "class_declaration"):
             names.add(child.child_by_field_name("name").text.decode("utf-8"))
+        elif child.type in ("lexical_declaration", "variable_declaration"):  # JavaScript: const x = ..., requires
+            for declarator in child.named_children:
+                bound = declarator.child_by_field_name("name") if declarator.type == "variable_declarator" else None
+                names.update(n.text.decode("utf-8") for n in _nodes(bound) if bound is not None
+                             and n.type in ("identifier", "shorthand_property_identifier_pattern"))
         elif child.type in ("import_statement", "import_from_statement"):
             for inner in _nodes(child):
                 if inner.type in ("dotted_name", "aliased_import") and inner.parent is not None \
@@ -187,7 +240,7 @@ def _module_names(root: Any) -> set[str]:
 def _statement(node: Any) -> str:
     """The statement holding the node (an `if` with its first branch), dedented."""
     current = node
-    while current.parent is not None and current.parent.type not in ("block", "module"):
+    while current.parent is not None and current.parent.type not in ("block", "module", "statement_block", "program"):
         current = current.parent
     return textwrap.dedent(" " * current.start_point[1] + current.text.decode("utf-8"))
 
@@ -225,6 +278,19 @@ def outcome(function, arguments):
 rows = [[outcome(original, args), outcome(helper, args)] for args in json.loads(sys.argv[1])]
 print(json.dumps(rows))
 """
+_JS_COMPARE = """\
+const helper = require('./{module}').{name};
+function original({parameters}) {{ return ({expression}); }}
+function outcome(f, args) {{
+  try {{
+    const value = f(...args);
+    return ['value', Boolean(value), value === undefined ? 'undefined' : JSON.stringify(value)];
+  }} catch (error) {{
+    return ['raises', error && error.constructor ? error.constructor.name : 'Error'];
+  }}
+}}
+console.log(JSON.stringify(JSON.parse(process.argv[2]).map((args) => [outcome(original, args), outcome(helper, args)])));
+"""
 
 
 def polarity(rows: list[list[list[Any]]], exact: bool = False) -> bool | None:
@@ -253,7 +319,7 @@ def polarity(rows: list[list[list[Any]]], exact: bool = False) -> bool | None:
 
 
 async def extract_function(workspace: StagedWorkspace, name: str, files: list[str], target: str | None,
-                           write_helper: WriteHelper, run_python: RunPython) -> list[str]:
+                           write_helper: WriteHelper, run_script: RunScript) -> list[str]:
     """Extract the expression repeated in `files` into `name` (in `target`, else the first file), call it
     at every occurrence and import it where needed; the files changed. The helper must agree with the
     expression (or its negation) on every test input, else nothing is staged."""
@@ -262,21 +328,35 @@ async def extract_function(workspace: StagedWorkspace, name: str, files: list[st
     if definitions(workspace, name):
         raise RefactorRefused(f"'{name}' is already defined here.")
     duplicate = find_duplicate(workspace, files)
+    python = duplicate.language == "python"
     target = target or files[0]
     if target not in workspace.files():
         raise RefactorRefused(f"{target} is not a file of the workspace; create it first.")
-    condition = all(o.parent_type in CONDITION_SLOTS for o in duplicate.occurrences)
-    source = await write_helper(name, duplicate.parameters, duplicate.text, duplicate.usage, target, condition)
-    helper = _helper_source(source, name, len(duplicate.parameters))
-    target_text = workspace.read(target)
-    staged_target = (target_text.rstrip("\n") + "\n\n\n" if target_text.strip() else "") + helper + "\n"
-    module = ".".join(PurePosixPath(target).with_suffix("").parts)
-    script = _COMPARE.format(module=module, name=name, parameters=", ".join(duplicate.parameters),
-                             expression=duplicate.text)
+    if not python and any(_is_es_module(workspace, path) for path in {target, *files}):
+        raise RefactorRefused("Extracting into ES modules (import/export) is not supported yet; only CommonJS.")
+    condition = all(o.condition for o in duplicate.occurrences)
+    source = await write_helper(HelperRequest(name, duplicate.parameters, duplicate.text, duplicate.usage, target,
+                                              condition, duplicate.language))
+    helper = _python_helper(source, name, len(duplicate.parameters)) if python else \
+        _js_helper(workspace, target, source, name, len(duplicate.parameters))
+    staged_target = _with_helper(workspace.read(target), helper, name, python)
+    parameters = ", ".join(duplicate.parameters)
+    if python:
+        module = ".".join(PurePosixPath(target).with_suffix("").parts)
+        script = ("_codeassist_compare.py", _COMPARE.format(module=module, name=name, parameters=parameters,
+                                                             expression=duplicate.text))
+        argv = [sys.executable, script[0]]
+    else:
+        script = ("_codeassist_compare.js", _JS_COMPARE.format(module=target, name=name, parameters=parameters,
+                                                                expression=duplicate.text))
+        node = shutil.which("node")
+        if node is None:
+            raise RefactorRefused("Checking a JavaScript helper needs node, which is not installed.")
+        argv = [node, script[0]]
     inputs = probe_inputs(duplicate.parameters, duplicate.literals)
     try:
-        rows = json.loads(run_python({target: staged_target, "_codeassist_compare.py": script},
-                                     json.dumps(inputs)).strip().splitlines()[-1])
+        rows = json.loads(run_script({target: staged_target, script[0]: script[1]},
+                                     [*argv, json.dumps(inputs)]).strip().splitlines()[-1])
     except (ValueError, IndexError) as error:
         raise RefactorRefused(f"The helper could not be compared with the original expression ({error}).") from error
     same = polarity(rows, exact=not condition)
@@ -286,15 +366,22 @@ async def extract_function(workspace: StagedWorkspace, name: str, files: list[st
     plans: dict[str, list[tuple[int, int, str]]] = {}
     for place in duplicate.occurrences:
         call = f"{name}({', '.join(place.arguments)})"
-        text = call if same else (f"not {call}" if place.parent_type in BARE_SLOTS else f"(not {call})")
+        if same:
+            text = call
+        elif not python:
+            text = f"!{call}"
+        else:
+            text = f"not {call}" if place.parent_type in BARE_SLOTS else f"(not {call})"
         plans.setdefault(place.path, []).append((place.start, place.end, text))
     changed = []
     for path, spans in plans.items():
         text = _replace_spans(workspace.read(path), spans)
-        if path != target:
+        if path == target:
+            text = _with_helper(text, helper, name, python)
+        elif python:
             text = _add_import(text, _import_line(path, target, name))
         else:
-            text = text.rstrip("\n") + "\n\n\n" + helper + "\n"
+            text = _add_require(text, path, target, name)
         workspace.stage(path, text)
         changed.append(path)
     if target not in plans:
@@ -303,7 +390,14 @@ async def extract_function(workspace: StagedWorkspace, name: str, files: list[st
     return changed
 
 
-def _helper_source(answer: str, name: str, arity: int) -> str:
+def _with_helper(text: str, helper: str, name: str, python: bool) -> str:
+    """The target file with the helper appended (and, in CommonJS, exported)."""
+    if python:
+        return (text.rstrip("\n") + "\n\n\n" if text.strip() else "") + helper + "\n"
+    return (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"{helper}\n\nmodule.exports.{name} = {name};\n"
+
+
+def _python_helper(answer: str, name: str, arity: int) -> str:
     """The helper's definition from the model's answer (imports it needs kept), checked to parse."""
     match = re.search(r"```[\w+#-]*\n(.*?)(```|$)", answer, re.DOTALL)
     code = match.group(1) if match else answer
@@ -322,6 +416,48 @@ def _helper_source(answer: str, name: str, arity: int) -> str:
     lines = code.splitlines()
     return "\n".join("\n".join(lines[n.lineno - 1 - len(getattr(n, "decorator_list", []) or []):n.end_lineno])
                      for n in kept)
+
+
+def _js_helper(workspace: StagedWorkspace, target: str, answer: str, name: str, arity: int) -> str:
+    """The function declaration `name` from the model's answer, checked to parse (on its own)."""
+    match = re.search(r"```[\w+#-]*\n(.*?)(```|$)", answer, re.DOTALL)
+    code = match.group(1) if match else answer
+    tree = parse(workspace.language(target), code.encode("utf-8"))  # type: ignore[arg-type]
+    if tree is None:
+        raise RefactorRefused(f"The model's {name} does not parse.")
+    found = [n for n in tree.root_node.children if n.type == "function_declaration"
+             and n.child_by_field_name("name") is not None and n.child_by_field_name("name").text.decode() == name]
+    if not found or found[0].has_error:
+        raise RefactorRefused(f"The model did not write a function {name} that parses.")
+    parameters = found[0].child_by_field_name("parameters")
+    count = len(parameters.named_children) if parameters is not None else 0
+    if count != arity:
+        raise RefactorRefused(f"The model's {name} takes {count} arguments; the expression needs {arity}.")
+    return found[0].text.decode("utf-8")
+
+
+def _is_es_module(workspace: StagedWorkspace, path: str) -> bool:
+    tree = _tree(workspace, path)
+    return path.endswith(".mjs") or (tree is not None and any(
+        child.type in ("import_statement", "export_statement") for child in tree.root_node.children))
+
+
+def _add_require(text: str, path: str, target: str, name: str) -> str:
+    """`const { name } = require('./target');` after the file's requires (or its 'use strict'), else first."""
+    relative = posixpath.relpath(str(PurePosixPath(target).with_suffix("")), str(PurePosixPath(path).parent))
+    line = f"const {{ {name} }} = require('{relative if relative.startswith('.') else './' + relative}');"
+    lines = text.splitlines(keepends=True)
+    after = 0
+    for index, current in enumerate(lines):
+        stripped = current.strip()
+        if "require(" in stripped and stripped.startswith(("const ", "let ", "var ")) or stripped in (
+                "'use strict';", '"use strict";'):
+            after = index + 1
+        elif stripped and not stripped.startswith("//"):
+            break
+    if after == 0:
+        return f"{line}\n\n{text}"
+    return "".join(lines[:after]) + line + "\n" + "".join(lines[after:])
 
 
 def _import_line(path: str, target: str, name: str) -> str:
@@ -352,17 +488,16 @@ def _add_import(text: str, line: str) -> str:
     return f"{head}{line}\n{tail}"
 
 
-def sandbox_python(workspace: StagedWorkspace) -> RunPython:
-    """Run a script with Python in the sandbox, on a copy of the workspace with the staged files."""
+def sandbox_runner(workspace: StagedWorkspace) -> RunScript:
+    """Run a command in the sandbox, on a copy of the workspace with the staged files and `files`."""
     from codeassist_lsp.verify.sandbox import SandboxLimits, default_sandbox
 
-    def run(files: dict[str, str], argument: str) -> str:
+    def run(files: dict[str, str], argv: list[str]) -> str:
         sandbox = default_sandbox()
         staged = {path: after for path, (_before, after) in workspace.changed().items()}
         staged.update(files)
         with sandbox.scratch(files=staged, copy_from=str(workspace.root)) as scratch:
-            outcome = sandbox.run([sys.executable, "_codeassist_compare.py", argument], scratch,
-                                  limits=SandboxLimits(cpu_s=20, wall_s=30.0, memory_mb=1024))
+            outcome = sandbox.run(argv, scratch, limits=SandboxLimits(cpu_s=20, wall_s=30.0, memory_mb=1024))
         if not outcome.ok:
             raise RefactorRefused(f"Comparing the helper with the expression failed: {outcome.stderr[-300:]}")
         return outcome.stdout

@@ -27,7 +27,7 @@ import attrs
 from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, verify_replacement
 from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
 from codeassist_lsp.agent.loop import MAX_ANSWER_TOKENS, Generate, LoopBudget, ToolLoop
-from codeassist_lsp.agent.extract import extract_function, sandbox_python
+from codeassist_lsp.agent.extract import HelperRequest, extract_function, sandbox_runner
 from codeassist_lsp.agent.refactor import (
     RefactorRefused, add_parameter, definitions, make_async, make_module_async, rename,
 )
@@ -63,8 +63,8 @@ _ADD_PARAMETER = re.compile(
 _ASYNC = re.compile(
     r"\b(?:convert|make|turn|change|rewrite)\b[^.\n]*?\b(?:function|method|coroutine)?\s*`?(\w+)(?:\(\))?`?"
     r"(?:\s+in\s+[\w./-]+)?\s+(?:(?:to|into)\s+)?(?:an?\s+|use\s+)?async\b", re.I)
-_EXTRACT = re.compile(r"\bextract\b[^\n]*?\binto\s+(?:a\s+|an\s+|the\s+)?(?:new\s+)?(?:function|helper)\s+"
-                      r"`?(\w+)`?(?:\(\))?(?:\s+in\s+`?([\w./-]+\.py)`?)?", re.I)
+_EXTRACT = re.compile(r"\b(?:extract|pull|move|factor)\b[^\n]*?\binto\s+(?:a\s+|an\s+|the\s+)?(?:new\s+)?"
+                      r"(?:function|helper)\s+`?(\w+)`?(?:\(\))?(?:\s+in\s+`?([\w./-]+\.(?:py|js|cjs))`?)?", re.I)
 _ASYNC_MODULE = re.compile(r"\b(?:convert|make|turn|change|rewrite)\b[^\n]*?(?:\b(?:module|file|functions)\s+(?:in\s+)?)"
                            r"`?([\w/-]+\.(?:py|js|mjs|cjs))`?[^\n]*?\basync", re.I)
 _FILE = re.compile(r"`?([\w./-]+\.(?:py|js|mjs|cjs|ts|tsx|jsx))`?")
@@ -294,7 +294,7 @@ class Agent:
             if len(files) < 1:
                 raise RefactorRefused("Name the files that repeat the code (e.g. 'in a.py and b.py').")
             return await extract_function(self.workspace, str(plan.get("function", "")), files, target,
-                                          self._write_helper, sandbox_python(self.workspace))
+                                          self._write_helper, sandbox_runner(self.workspace))
         if operation == "edit":
             if self.settings.tool_loop:
                 return await self._tool_loop(instruction)
@@ -451,18 +451,20 @@ class Agent:
                   f"{outcome.tokens} tokens: {outcome.summary or outcome.stopped}")
         return changed
 
-    async def _write_helper(self, name: str, parameters: list[str], expression: str, usage: str, target: str,
-                            condition: bool) -> str:
+    async def _write_helper(self, request: HelperRequest) -> str:
         """The model writes the extracted function's return expression (its name says which way round)."""
-        signature = f"def {name}({', '.join(parameters)}):"
-        returns = ("It returns a bool, True or False as its name says." if condition
+        python = request.language == "python"
+        parameters = ", ".join(request.parameters)
+        signature = f"def {request.name}({parameters}):" if python else f"function {request.name}({parameters})"
+        returns = ("It returns a bool, true or false as its name says." if request.condition
                    else "It returns what the repeated expression computes.")
-        user = (f"Write the Python function `{signature}` for {target}, to replace this repeated code:\n"
-                f"```python\n{usage}\n```\n{returns} Answer with the function only, in one fenced code block.")
-        primer = f"```python\n{signature}\n    return "
+        user = (f"Write the {'Python' if python else 'JavaScript'} function `{signature}` for {request.target}, "
+                f"to replace this repeated code:\n```{request.language}\n{request.usage}\n```\n{returns} "
+                "Answer with the function only, in one fenced code block.")
+        primer = f"```python\n{signature}\n    return " if python else f"```javascript\n{signature} {{\n  return "
         prompt = build_prompt(self._generate_backend(), language=None, user=user, primer=primer,
                               plain=user + "\n" + primer)
-        self._say(f"writing {name}", 50)
+        self._say(f"writing {request.name}", 50)
         return primer + (await self._ask(prompt, 160)).lstrip(" ")
 
     def _files_named_in(self, instruction: str) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from codeassist_lsp.agent.extract import extract_function, find_duplicate, polarity, sandbox_python, probe_inputs
+from codeassist_lsp.agent.extract import HelperRequest, extract_function, find_duplicate, polarity, sandbox_runner, probe_inputs
 from codeassist_lsp.agent.refactor import RefactorRefused
 from codeassist_lsp.agent.run import plan_from_instruction
 from codeassist_lsp.agent.workspace import StagedWorkspace
@@ -29,12 +29,13 @@ def workspace(tmp_path: Path) -> StagedWorkspace:
 
 def writer(body: str):
     """A helper writer that answers with `body` as the function's return expression."""
-    seen: list[tuple[str, list[str], str, str, str, bool]] = []
+    seen: list[HelperRequest] = []
 
-    async def write(name: str, parameters: list[str], expression: str, usage: str, target: str,
-                    condition: bool) -> str:
-        seen.append((name, parameters, expression, usage, target, condition))
-        return f"```python\ndef {name}({', '.join(parameters)}):\n    return {body}\n```"
+    async def write(request: HelperRequest) -> str:
+        seen.append(request)
+        if request.language == "javascript":
+            return f"```javascript\nfunction {request.name}({', '.join(request.parameters)}) {{\n  return {body};\n}}\n```"
+        return f"```python\ndef {request.name}({', '.join(request.parameters)}):\n    return {body}\n```"
 
     write.seen = seen  # type: ignore[attr-defined]
     return write
@@ -52,9 +53,9 @@ async def test_a_helper_named_for_the_opposite_is_called_negated(tmp_path: Path)
     ws = workspace(tmp_path)
     write = writer("'@' in email and not email.startswith('@') and not email.endswith('@')")
     changed = await extract_function(ws, "is_valid_email", ["signup.py", "invite.py"], "validation.py", write,
-                                     sandbox_python(ws))
+                                     sandbox_runner(ws))
     assert sorted(changed) == ["invite.py", "signup.py", "validation.py"]
-    assert write.seen[0][1] == ["email"]  # type: ignore[attr-defined]
+    assert write.seen[0].parameters == ["email"]  # type: ignore[attr-defined]
     signup = ws.read("signup.py")
     assert "if not is_valid_email(email):" in signup and signup.startswith("from validation import is_valid_email\n")
     assert "if not is_valid_email(email):" in ws.read("invite.py")
@@ -72,7 +73,7 @@ async def test_a_helper_named_for_the_opposite_is_called_negated(tmp_path: Path)
 async def test_a_helper_that_computes_the_expression_itself_is_called_as_is(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     await extract_function(ws, "is_bad_email", ["signup.py", "invite.py"], "validation.py", writer(CONDITION),
-                           sandbox_python(ws))
+                           sandbox_runner(ws))
     assert "if is_bad_email(email):" in ws.read("invite.py")
 
 
@@ -80,7 +81,7 @@ async def test_a_helper_that_computes_something_else_is_refused(tmp_path: Path) 
     ws = workspace(tmp_path)
     with pytest.raises(RefactorRefused, match="does not compute"):
         await extract_function(ws, "is_valid_email", ["signup.py", "invite.py"], "validation.py",
-                               writer("'@' in email"), sandbox_python(ws))  # forgets the edges
+                               writer("'@' in email"), sandbox_runner(ws))  # forgets the edges
     assert ws.changed() == {}
 
 
@@ -88,7 +89,7 @@ async def test_no_repeat_or_a_taken_name_is_refused(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     with pytest.raises(RefactorRefused, match="already defined"):
         await extract_function(ws, "signup", ["signup.py", "invite.py"], "validation.py", writer("True"),
-                               sandbox_python(ws))
+                               sandbox_runner(ws))
     (ws.root / "other.py").write_text("def other(x):\n    return x.strip().lower() == 'yes'\n")
     ws = StagedWorkspace(ws.root)
     with pytest.raises(RefactorRefused, match="No expression is repeated"):
@@ -139,7 +140,7 @@ async def test_the_same_check_under_other_names_is_one_repeat(tmp_path: Path) ->
     assert duplicate.parameters == ["score"]
     assert sorted(o.arguments[0] for o in duplicate.occurrences) == ["s", "score"]
     await extract_function(ws, "is_valid_score", ["grades.py", "stats.py"], "checks.py",
-                           writer("0 <= score <= 100"), sandbox_python(ws))
+                           writer("0 <= score <= 100"), sandbox_runner(ws))
     assert "if not is_valid_score(s):" in ws.read("stats.py")
     assert "if not is_valid_score(score):" in ws.read("grades.py")
 
@@ -156,9 +157,84 @@ async def test_a_repeated_value_must_be_computed_exactly(tmp_path: Path) -> None
     write = writer("round(amount * percent / 100, 2)")  # the discount, not the discounted price
     with pytest.raises(RefactorRefused, match="does not compute"):
         await extract_function(ws, "apply_discount", ["cart.py", "invoice.py"], "pricing.py", write,
-                               sandbox_python(ws))
-    assert write.seen[0][5] is False  # a value, not a condition: the model is not told it returns a bool
+                               sandbox_runner(ws))
+    assert write.seen[0].condition is False  # a value, not a condition: the model is not told it returns a bool
     await extract_function(ws, "apply_discount", ["cart.py", "invoice.py"], "pricing.py",
-                           writer("round(amount * (1 - percent / 100), 2)"), sandbox_python(ws))
+                           writer("round(amount * (1 - percent / 100), 2)"), sandbox_runner(ws))
     assert "return apply_discount(amount, percent)" in ws.read("cart.py")
     assert "net = apply_discount(amount, percent)" in ws.read("invoice.py")
+
+
+def _node_check(ws: StagedWorkspace, tmp_path: Path, script: str) -> str:
+    """The staged copy, written out, runs `script` with node."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    out = tmp_path / "out"
+    shutil.copytree(ws.root, out)
+    for path, (_before, after) in ws.changed().items():
+        (out / path).write_text(after)
+    run = subprocess.run(["node", "-e", script], cwd=out, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-1500:]
+    return run.stdout.strip()
+
+
+async def test_javascript_a_repeated_value_into_a_commonjs_module(tmp_path: Path) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "cart.js").write_text("function cartTotal(amount, percent) {\n"
+                                    "  return Math.round(amount * (1 - percent / 100) * 100) / 100;\n}\n\n"
+                                    "module.exports = { cartTotal };\n")
+    (folder / "invoice.js").write_text("'use strict';\n\nfunction invoiceLine(amount, pct) {\n"
+                                       "  const net = Math.round(amount * (1 - pct / 100) * 100) / 100;\n"
+                                       "  return `net ${net}`;\n}\n\nmodule.exports = { invoiceLine };\n")
+    (folder / "pricing.js").write_text("// Pricing helpers.\nmodule.exports = {};\n")
+    ws = StagedWorkspace(folder)
+    with pytest.raises(RefactorRefused, match="does not compute"):  # the discount, not the discounted price
+        await extract_function(ws, "applyDiscount", ["cart.js", "invoice.js"], "pricing.js",
+                               writer("Math.round(amount * percent) / 100"), sandbox_runner(ws))
+    assert ws.changed() == {}
+    write = writer("Math.round(amount * (1 - percent / 100) * 100) / 100")
+    await extract_function(ws, "applyDiscount", ["cart.js", "invoice.js"], "pricing.js", write, sandbox_runner(ws))
+    assert write.seen[0].language == "javascript" and write.seen[0].parameters == ["amount", "percent"]
+    invoice = ws.read("invoice.js")
+    assert invoice.startswith("'use strict';\nconst { applyDiscount } = require('./pricing');\n")
+    assert "const net = applyDiscount(amount, pct);" in invoice  # its own names
+    assert "return applyDiscount(amount, percent);" in ws.read("cart.js")
+    printed = _node_check(ws, tmp_path, "const p = require('./pricing'); const c = require('./cart');"
+                                        "const i = require('./invoice');"
+                                        "console.log(p.applyDiscount(200, 10), c.cartTotal(50, 50), i.invoiceLine(10, 0))")
+    assert printed == "180 25 net 10"
+
+
+async def test_javascript_a_condition_named_for_the_opposite_is_negated(tmp_path: Path) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    check = "!email.includes('@') || email.startsWith('@') || email.endsWith('@')"
+    (folder / "signup.js").write_text(f"function signup(email) {{\n  if ({check}) {{\n    throw new Error('bad');\n"
+                                      "  }\n  return { email };\n}\n\nmodule.exports = { signup };\n")
+    (folder / "invite.js").write_text(f"function invite(email) {{\n  if ({check}) return null;\n"
+                                      "  return 'invited ' + email;\n}\n\nmodule.exports = { invite };\n")
+    (folder / "validation.js").write_text("module.exports = {};\n")
+    ws = StagedWorkspace(folder)
+    write = writer("email.includes('@') && !email.startsWith('@') && !email.endsWith('@')")
+    await extract_function(ws, "isValidEmail", ["signup.js", "invite.js"], "validation.js", write, sandbox_runner(ws))
+    assert write.seen[0].condition is True
+    assert "if (!isValidEmail(email)) return null;" in ws.read("invite.js")
+    printed = _node_check(ws, tmp_path, "const v = require('./validation'); const i = require('./invite');"
+                                        "console.log(v.isValidEmail('a@b'), v.isValidEmail('@b'), i.invite('x'))")
+    assert printed == "true false null"
+
+
+async def test_javascript_es_modules_are_left_to_the_user(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    for name in ("a.js", "b.js"):
+        (folder / name).write_text(f"export function {name[0]}(x) {{\n  return x * 2 + x * 3 - 1;\n}}\n")
+    (folder / "c.js").write_text("export {};\n")
+    ws = StagedWorkspace(folder)
+    with pytest.raises(RefactorRefused, match="ES modules"):
+        await extract_function(ws, "f", ["a.js", "b.js"], "c.js", writer("x * 2 + x * 3 - 1"), sandbox_runner(ws))
