@@ -1,11 +1,13 @@
 """The agent: an instruction and a scope in, one checked multi-file edit (or nothing) out.
 
-Planning fits a small model: deterministic code first (a rename or an added parameter is parsed
-from the instruction and done on syntax trees), the model only for what needs judgment (a JSON
-plan when the instruction is phrased otherwise; whole-file rewrites of a few small files for other
-changes, or with `agent.toolLoop` the model driving tools in loop.py). Every staged file must pass
-the syntax and security checks, and the workspace's tests run in the sandbox before (baseline) and
-after; the edit is offered only when they pass after it.
+Planning fits a small model: deterministic code first (rename, add a parameter, make a function or a
+module's blocking functions async, extract a repeated expression, "fix the bug in x.js" while the tests
+fail are parsed from the instruction and done on syntax trees), the model only for what needs judgment
+(a JSON plan when the instruction is phrased otherwise; an extracted function's body, checked against
+the expression it replaces; whole-file rewrites of a few small files, with sampled rewrites run against
+the tests when the greedy one fails them; or with `agent.toolLoop` the model driving tools in loop.py).
+Every staged file must pass the syntax and security checks, and the workspace's tests run in the
+sandbox before (baseline) and after; the edit is offered only when they pass after it.
 Nothing is written: the caller turns `AgentResult.changes` into one WorkspaceEdit.
 """
 
@@ -65,8 +67,9 @@ _ASYNC = re.compile(
     r"(?:\s+in\s+[\w./-]+)?\s+(?:(?:to|into)\s+)?(?:an?\s+|use\s+)?async\b", re.I)
 _EXTRACT = re.compile(r"\b(?:extract|pull|move|factor)\b[^\n]*?\binto\s+(?:a\s+|an\s+|the\s+)?(?:new\s+)?"
                       r"(?:function|helper)\s+`?(\w+)`?(?:\(\))?(?:\s+in\s+`?([\w./-]+\.(?:py|js|cjs))`?)?", re.I)
-_ASYNC_MODULE = re.compile(r"\b(?:convert|make|turn|change|rewrite)\b[^\n]*?(?:\b(?:module|file|functions)\s+(?:in\s+)?)"
-                           r"`?([\w/-]+\.(?:py|js|mjs|cjs))`?[^\n]*?\basync", re.I)
+_ASYNC_MODULE = re.compile(r"\b(?:convert|make|turn|change|rewrite)\b[^\n]*?"
+                           r"(?:\b(?:module|file|functions)\s+(?:in\s+)?)`?([\w/-]+\.(?:py|js|mjs|cjs))`?[^\n]*?\basync",
+                           re.I)
 _FILE = re.compile(r"`?([\w./-]+\.(?:py|js|mjs|cjs|ts|tsx|jsx))`?")
 _FIX = re.compile(r"\b(fix|bug|broken|fails?|failing)\b", re.I)
 _PASSED = re.compile(r"\bpass(?:es|ing)?\s+`?([^`\s]+?)`?\s+(?:for it\s+)?from\s+(?:its\s+|the\s+|all\s+|every\s+)?caller", re.I)
