@@ -284,19 +284,24 @@ class ActionRunner:
     async def sample(self, prompt: ActionPrompt, *, max_tokens: int, count: int) -> list[GenerationResult]:
         """`count` sampled answers (the settings' temperature, seeds 1..count): side by side in one batch
         where the model can, else one after another."""
-        samplings = [Sampling(temperature=self.settings.temperature, seed=seed) for seed in range(1, count + 1)]
+        samplings = self._samplings(count)
         capacity = self._side_by_side_capacity()
-        if capacity > 1:
-            tokens = prompt_tokens(self.backend, prompt)
-            request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=max_tokens, kind="generation",
-                                        tier="quality", stop=prompt.stop, samples=tuple(samplings[:capacity]))
-            results = [s for s in (await self._run(request)).samples if s.finish_reason != "cancelled"]
-            samplings = samplings[len(results):]
-        else:
-            results = []
-        for sampling in samplings:
+        results = await self._batch(prompt, samplings[:capacity], max_tokens) if capacity > 1 else []
+        for sampling in samplings[len(results):]:
             results.append(await self.generate(prompt, max_tokens=max_tokens, sampling=sampling))
         return results
+
+    def _samplings(self, count: int) -> list[Sampling]:
+        """The sampling of candidates 2.. (the settings' temperature, seeds 1..count: repeatable)."""
+        return [Sampling(temperature=self.settings.temperature, seed=seed) for seed in range(1, count + 1)]
+
+    async def _batch(self, prompt: ActionPrompt, samplings: list[Sampling], max_tokens: int,
+                     stop_check: Any = None, want_logprobs: bool = False) -> list[GenerationResult]:
+        """One answer per sampling, side by side in one batch; those a preemption left unfinished dropped."""
+        request = GenerationRequest(prompt_tokens=tuple(prompt_tokens(self.backend, prompt)), max_tokens=max_tokens,
+                                    kind="generation", tier="quality", stop=prompt.stop, stop_check=stop_check,
+                                    want_logprobs=want_logprobs, samples=tuple(samplings))
+        return [sample for sample in (await self._run(request)).samples if sample.finish_reason != "cancelled"]
 
     async def _run(self, request: GenerationRequest) -> GenerationResult:
         """One job on the model worker; cancelling the awaiting task cancels the job."""
@@ -457,13 +462,7 @@ class ActionRunner:
         if wanted <= 0:
             return []
         self._report(f"candidates 2-{wanted + 1} side by side", int(100 / (wanted + 1)))
-        samplings = tuple(Sampling(temperature=settings.temperature, seed=index) for index in range(1, wanted + 1))
-        tokens = prompt_tokens(backend, prompt)
-        request = GenerationRequest(prompt_tokens=tuple(tokens), max_tokens=settings.max_tokens, kind="generation",
-                                    tier="quality", stop=prompt.stop, stop_check=stop, want_logprobs=True,
-                                    samples=samplings)
-        result = await self._run(request)
-        return [sample for sample in result.samples if sample.finish_reason != "cancelled"]
+        return await self._batch(prompt, self._samplings(wanted), settings.max_tokens, stop, want_logprobs=True)
 
     async def _filter_candidates(self, view: DocumentView, path: str, candidates: list[Candidate]) -> None:
         """Run the candidate filters (e.g. the type check) on the accepted candidates, off the event loop."""

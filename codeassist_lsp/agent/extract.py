@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from codeassist_lsp.actions.edits import strip_fences
 from codeassist_lsp.agent.refactor import RefactorRefused, _nodes, _replace_spans, _tree, definitions
 from codeassist_lsp.agent.workspace import StagedWorkspace
 from codeassist_lsp.context.languages import parse
@@ -399,8 +400,7 @@ def _with_helper(text: str, helper: str, name: str, python: bool) -> str:
 
 def _python_helper(answer: str, name: str, arity: int) -> str:
     """The helper's definition from the model's answer (imports it needs kept), checked to parse."""
-    match = re.search(r"```[\w+#-]*\n(.*?)(```|$)", answer, re.DOTALL)
-    code = match.group(1) if match else answer
+    code = strip_fences(answer)
     try:
         module = ast.parse(code)
     except SyntaxError as error:
@@ -420,8 +420,7 @@ def _python_helper(answer: str, name: str, arity: int) -> str:
 
 def _js_helper(workspace: StagedWorkspace, target: str, answer: str, name: str, arity: int) -> str:
     """The function declaration `name` from the model's answer, checked to parse (on its own)."""
-    match = re.search(r"```[\w+#-]*\n(.*?)(```|$)", answer, re.DOTALL)
-    code = match.group(1) if match else answer
+    code = strip_fences(answer)
     tree = parse(workspace.language(target), code.encode("utf-8"))  # type: ignore[arg-type]
     if tree is None:
         raise RefactorRefused(f"The model's {name} does not parse.")

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from codeassist_lsp.actions.edits import Replacement, minimal, strip_fences, verify_replacement
+from codeassist_lsp.actions.edits import CheckedEdit, Replacement, minimal, strip_fences, verify_replacement
 from codeassist_lsp.actions.prompts import ActionPrompt, build_prompt
 from codeassist_lsp.agent.loop import MAX_ANSWER_TOKENS, Generate, LoopBudget, ToolLoop
 from codeassist_lsp.agent.extract import HelperRequest, extract_function, sandbox_runner
@@ -166,6 +166,7 @@ class Agent:
         self._context_size = context_size
         self._generate = generate
         self._sample = sample
+        self._tests: list[str] | None = None  # the command that runs the workspace's tests (found once)
         self._tested: tuple[dict[str, str], TestRun] | None = None  # the last test run and what it ran on
         self._report = report or (lambda message, percentage: None)
         self.policy = policy or SecurityPolicy()
@@ -199,7 +200,7 @@ class Agent:
 
     async def _run(self, instruction: str) -> None:
         self._say(f"instruction: {instruction}", 0)
-        tests = await asyncio.to_thread(find_tests, self.workspace)
+        tests = self._tests = await asyncio.to_thread(find_tests, self.workspace)
         if tests is not None:
             self._say("running the tests before any change (baseline)", 5)
             self.result.tests_before = await asyncio.to_thread(run_tests, self.workspace, tests, staged=False)
@@ -357,7 +358,7 @@ class Agent:
 
     async def _retry_with_samples(self, path: str, prompt: ActionPrompt, max_tokens: int, fence: str) -> None:
         """When the greedy rewrite leaves the tests failing, try sampled rewrites; keep the first that passes."""
-        tests = find_tests(self.workspace)
+        tests = self._tests
         if tests is None or self._sample is None:
             return
         greedy = self.workspace.read(path)
@@ -384,11 +385,7 @@ class Agent:
         self.workspace.stage(path, greedy)  # none passed: the greedy rewrite is judged (and refused) as before
 
     def _syntax_ok(self, path: str) -> bool:
-        before, after = self.workspace.changed().get(path, (None, None))
-        if before is None or after is None:
-            return False
-        replacement = minimal(before, Replacement(0, len(before), after))
-        return verify_replacement(before, replacement, self.workspace.language(path), self.policy).accepted
+        return path in self.workspace.changed() and self._checked(path).accepted
 
     def _context_files(self, chosen: list[str], tests_first: bool) -> str:
         """The other files the model sees: whole while small (the failing tests first), then signatures."""
@@ -420,7 +417,7 @@ class Agent:
         """The model changes the workspace through tools (loop.py); the staged files it leaves are the change."""
         if self._generate is None:
             raise RefactorRefused("This change needs the code model, which is not available.")
-        tests = find_tests(self.workspace)
+        tests = self._tests
 
         def tests_with_edits(workspace: StagedWorkspace) -> tuple[bool, str, str]:
             run = run_tests(workspace, tests or [], staged=True)
@@ -482,11 +479,16 @@ class Agent:
                  if line.lstrip().startswith(("def ", "class ", "async def ", "function ", "export ", "import ", "from "))]
         return f"# {path}\n" + "\n".join(lines[:15])
 
+    def _checked(self, path: str) -> CheckedEdit:
+        """The syntax and security checks on a staged file's change."""
+        before, after = self.workspace.changed()[path]
+        replacement = minimal(before, Replacement(0, len(before), after))
+        return verify_replacement(before, replacement, self.workspace.language(path), self.policy)
+
     def _check(self) -> None:
         """Every staged file passes the syntax and security checks (else nothing is offered)."""
-        for path, (before, after) in self.workspace.changed().items():
-            replacement = minimal(before, Replacement(0, len(before), after))
-            checked = verify_replacement(before, replacement, self.workspace.language(path), self.policy)
+        for path in self.workspace.changed():
+            checked = self._checked(path)
             if not checked.accepted:
                 raise RefactorRefused(f"The change to {path} does not pass the checks: {checked.reason}.")
 
