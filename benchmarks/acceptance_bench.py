@@ -54,6 +54,8 @@ HELD_OUT_FILES = [
     (GO / "socket.go", "go"), (GO / "main.go", "go"),
 ]
 NO_TIME_BUDGET_MS = 600_000
+# Part of the stored answers' key: bumped whenever the pipeline's answers change (2: token healing).
+PIPELINE_VERSION = 2
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 FIRST_WORD = re.compile(r"\s*(\w+|[^\w\s]+)")
 
@@ -92,7 +94,7 @@ class Replayer:
         self.memo: dict[tuple[str, int], tuple[str, SuggestionFeatures] | None] = {}
         self.store = store
         self.store_key = json.dumps([self.service.backend.model_id if self.service.backend else None,
-                                     attrs.asdict(settings.completion)], sort_keys=True, default=str)
+                                     attrs.asdict(settings.completion), PIPELINE_VERSION], sort_keys=True, default=str)
         if store is not None and store.exists():
             for line in store.read_text().splitlines():
                 row = json.loads(line)

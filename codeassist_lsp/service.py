@@ -29,7 +29,7 @@ from codeassist_lsp.engine.base import DecodeBackend, GenerationRequest, Generat
 from codeassist_lsp.engine.postprocess import (
     block_guard, block_stop, combine_stops, complete_lines, cycle_stop, line_stop, shape_suggestion, whole_words,
 )
-from codeassist_lsp.engine.prompts import completion_prompt_text, tokenize_prompt
+from codeassist_lsp.engine.prompts import completion_prompt_text, healing_prefix, tokenize_prompt
 from codeassist_lsp.engine.tiers import make_completion_backend, make_quality_backend, probe_exactness
 from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import CodeassistError, ModelNotAvailable
@@ -94,6 +94,8 @@ class PreparedCompletion:
     """The rest of the suggestion being shown, when the user typed its start (no model call)."""
     start: str = ""
     """Text the suggestion is made to begin with (appended to the prompt; the model continues it)."""
+    heal: str = ""
+    """Spaces before the cursor left off the prompt; the model's first token starts with them (token healing)."""
     window_start: int = 0
     """Where the prompt's window of the document starts."""
 
@@ -328,6 +330,14 @@ class CompletionService:
             # nothing defines, start the line with its definition (HumanEval infilling: README).
             prepared.start = definition_start(text, offset, language) or ""
             prompt_text = (prompt_text[0] + prepared.start, None)
+        heal = healing_prefix(prepared.line_before) if getattr(backend, "heals_tokens", False) else ""
+        if heal and prompt_text[0].endswith(heal):
+            # Token healing: "return " ends the prompt with a lone space token, which in training text
+            # comes before digits (Gemma suggested "1" after 0 of 146 spaces it was accepted at, in the
+            # acceptance replay); the space goes back onto the model's first token instead.
+            prepared.heal = heal
+            prompt_text = (prompt_text[0][:-len(heal)], prompt_text[1])
+            request = prepared.request = attrs.evolve(request, first_token_prefix=heal.encode())
         if kind == "completion":
             # Looked up by the prompt's text: a hit costs no tokenising and no model work.
             self._look_up_cache(prepared, backend, prompt_text)
@@ -346,7 +356,10 @@ class CompletionService:
         """The model's text cut to the gate's shape, then verified (text '' when nothing may be shown)."""
         raw = ""
         if result is not None:
-            raw = shape_suggestion(prepared.start + result.text, prepared.gate, line_before=prepared.line_before,
+            written = result.text
+            if prepared.heal:  # the healed characters are already in the document
+                written = written[len(prepared.heal):] if written.startswith(prepared.heal) else ""
+            raw = shape_suggestion(prepared.start + written, prepared.gate, line_before=prepared.line_before,
                                    line_after=prepared.line_after, following=prepared.following)
         verdict = None
         text = raw
@@ -461,6 +474,7 @@ class CompletionService:
             "context_size": self.settings.model.context_size, "stop_rules": STOP_RULES_VERSION,
             # A block stops where it would repeat the code below the cursor, which the prompt may not show.
             "following": prepared.following[:400] if prepared.gate.mode == "block" else "",
+            "heal": prepared.heal,  # the same prompt text without the cursor's trailing space
         }
 
     def _look_up_cache(self, prepared: PreparedCompletion, backend: DecodeBackend,

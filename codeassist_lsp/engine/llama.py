@@ -55,6 +55,8 @@ STAGE_SEQ = 1
 # Best-of-N samples generated side by side use KV sequences PARALLEL_SEQ .. PARALLEL_SEQ + MAX_PARALLEL - 1.
 PARALLEL_SEQ = 2
 MAX_PARALLEL = 8
+# Token healing looks for its first token among this many of the likeliest (then 64 times as many).
+HEALING_CANDIDATES = 64
 # The exactness probe: tokens cached before it (beyond 512 keys, where llama.cpp's CPU attention
 # would change kernels) and the largest verification batch it tries.
 PROBE_CONTEXT = 520
@@ -320,6 +322,9 @@ def discard_preloaded_model() -> None:
 
 class LlamaBackend:
     """One GGUF model and one context, driven by a single thread at a time."""
+
+    heals_tokens = True
+    """Honours GenerationRequest.first_token_prefix (token healing)."""
 
     def __init__(self, path: Path, settings: ModelSettings, *, prompt_format: str = "prefix",
                  stop: tuple[str, ...] = (), speculation: SpeculationSettings | None = None) -> None:
@@ -869,7 +874,8 @@ class LlamaBackend:
         # already in the KV cache (accepted drafts), the last one is decoded after it is emitted.
         unsure = math.log(request.guess_below) if budget is not None and request.guess_below > 0 else None
         want = request.want_logprobs or unsure is not None
-        queue = [self._choose(sampler, -1, want)]
+        queue = [self._choose_starting_with(request.first_token_prefix, want) if request.first_token_prefix
+                 else self._choose(sampler, -1, want)]
         produced = 0
         while queue:
             if cancel.is_set:
@@ -914,6 +920,30 @@ class LlamaBackend:
     def _choose(self, sampler, index: int, want_logprob: bool) -> tuple[int, float | None]:  # type: ignore[no-untyped-def]
         token = self._lib.llama_sampler_sample(sampler, self._ctx, index)
         return token, (self._logprob(token, index) if want_logprob else None)
+
+    def _choose_starting_with(self, prefix: bytes, want_logprob: bool) -> tuple[int, float | None]:
+        """Token healing: the likeliest next token whose text starts with `prefix`, and its
+        log-probability given that it does (the likeliest token when none of the top ones does)."""
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self._ctx, -1), shape=(self.n_vocab,))
+        # The vocabulary is never scanned: the candidates are the top logits (their mass is
+        # nearly all of it), widened once when none of them starts with the prefix.
+        for width in (HEALING_CANDIDATES, HEALING_CANDIDATES * 64):
+            top = np.argpartition(logits, -width)[-width:]
+            top = top[np.argsort(logits[top])[::-1]]
+            allowed = [int(token) for token in top if self.token_bytes(int(token)).startswith(prefix)]
+            if allowed:
+                break
+        else:  # the model will not write the prefix next: its own choice, which the caller drops
+            token = int(top[0])
+            return token, (self._logprob(token) if want_logprob else None)
+        token = allowed[0]
+        if not want_logprob:
+            return token, None
+        values = logits[allowed].astype(np.float64)
+        peak = float(values.max())
+        return token, float(logits[token]) - peak - float(np.log(np.exp(values - peak).sum()))
 
     def _advance(self, token: int, history: list[int], drafter: Drafter | None, sampler,  # type: ignore[no-untyped-def]
                  request: GenerationRequest, cancel: CancelFlag, guesses: int,

@@ -36,6 +36,12 @@ def completion_prompt_text(backend: DecodeBackend, context: AssembledContext) ->
     return head, (context.suffix if backend.fim_tokens() is not None else None)
 
 
+def healing_prefix(line_before: str) -> str:
+    """The spaces or tabs the cursor follows inside a line ('' at indentation or after other text)."""
+    code = line_before.rstrip(" \t")
+    return line_before[len(code):] if code else ""
+
+
 def tokenize_prompt(backend: DecodeBackend, text: tuple[str, str | None]) -> list[int]:
     """Prompt tokens from `completion_prompt_text`'s strings."""
     head, suffix = text

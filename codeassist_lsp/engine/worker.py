@@ -104,7 +104,8 @@ def _remaining(job: Job) -> GenerationRequest | None:
         return None if cut is None else max(0, cut - len(before))
 
     return attrs.evolve(request, prompt_tokens=request.prompt_tokens + tuple(done.token_ids), max_tokens=left,
-                        stop_check=shifted if check is not None else None, not_before=0.0)
+                        stop_check=shifted if check is not None else None, not_before=0.0,
+                        first_token_prefix=b"")  # the first token was written before the preemption
 
 
 def _joined(done: GenerationResult | None, rest: GenerationResult) -> GenerationResult:
