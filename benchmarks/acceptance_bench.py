@@ -15,7 +15,7 @@ answers are memoised per position, so each threshold costs only the positions it
 acceptance rate of shown suggestions, accepted characters per 100 keystrokes, and both relative to
 no gating. The fitted prior is written to codeassist_lsp/feedback/prior.json (--write-prior).
 
-Prints a table and writes benchmarks/results/acceptance_bench.json.
+Prints a table and writes benchmarks/results/acceptance_bench.json and the trade-off chart beside it (.svg).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from codeassist_lsp.config import Settings  # noqa: E402
 from codeassist_lsp.engine.tiers import make_completion_backend  # noqa: E402
 from codeassist_lsp.feedback import gating  # noqa: E402
 from codeassist_lsp.feedback.outcomes import SuggestionFeatures  # noqa: E402
+from codeassist_lsp.feedback.stats import tradeoff_svg  # noqa: E402
 from codeassist_lsp.service import CompletionService  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -282,6 +283,11 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
+    # The chart `codeassist stats --html` draws from a user's own outcomes, here from the held-out replay.
+    chart = out.with_suffix(".svg")
+    chart.write_text(tradeoff_svg([{"threshold": run["threshold"], "rate": run["acceptance_rate"],
+                                    "acceptedCharsKept": run["accepted_chars_kept"], "shown": run["shown"]}
+                                   for run in curve], "acceptanceThreshold trade-off, held-out replay") + "\n")
     cost = report["gating_cost_us"]
     print(f"gating: features + P(accept) p50 {cost['p50']} us, p99 {cost['p99']} us over {cost['suggestions']} new "
           f"answers; P(accept) alone p50 {cost['probability_only']['p50']} us, p99 {cost['probability_only']['p99']} us")

@@ -99,11 +99,11 @@ def render_text(stats: dict[str, Any]) -> str:
 def _svg_chart(title: str, points: Sequence[tuple[str, Sequence[tuple[float, float]]]], x_label: str,
                y_label: str, x_ticks: Sequence[tuple[float, str]]) -> str:
     """A small line chart (each series: (x, y) in 0..1) as inline SVG; no plotting library needed."""
-    width, height, pad = 520, 260, 40
+    width, height, pad, legend = 680, 260, 40, 170  # the legend sits right of the plot, clear of the lines
     colours = ("#1f77b4", "#d62728", "#2ca02c")
 
     def at(x: float, y: float) -> str:
-        return f"{pad + x * (width - 2 * pad):.1f},{height - pad - y * (height - 2 * pad):.1f}"
+        return f"{pad + x * (width - 2 * pad - legend):.1f},{height - pad - y * (height - 2 * pad):.1f}"
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
              f'font-size="11"><text x="{pad}" y="16" font-size="13">{html.escape(title)}</text>',
@@ -118,10 +118,21 @@ def _svg_chart(title: str, points: Sequence[tuple[str, Sequence[tuple[float, flo
         if series:
             parts.append(f'<polyline points="{" ".join(at(x, y) for x, y in series)}" fill="none" '
                          f'stroke="{colour}" stroke-width="2"/>')
-        parts.append(f'<text x="{width - pad - 150}" y="{30 + 14 * index}" fill="{colour}">{html.escape(name)}</text>')
-    parts.append(f'<text x="{width / 2}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)}</text>'
-                 f'<text x="12" y="{pad - 8}">{html.escape(y_label)}</text></svg>')
+        parts.append(f'<text x="{width - legend}" y="{pad + 14 * index}" fill="{colour}">{html.escape(name)}</text>')
+    parts.append(f'<text x="{(width - legend) / 2}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)}</text>'
+                 f'<text x="{width - legend}" y="{height - pad}">y: {html.escape(y_label)}</text></svg>')
     return "".join(parts)
+
+
+def tradeoff_svg(curve: Sequence[dict[str, Any]], title: str = "acceptanceThreshold trade-off") -> str:
+    """The threshold trade-off (rate, accepted characters kept, suggestions shown) as an SVG chart."""
+    top = max((p["threshold"] for p in curve), default=1.0) or 1.0
+    return _svg_chart(title,
+                      [("acceptance rate", [(p["threshold"] / top, p["rate"]) for p in curve]),
+                       ("accepted characters kept", [(p["threshold"] / top, p["acceptedCharsKept"]) for p in curve]),
+                       ("suggestions shown", [(p["threshold"] / top, p["shown"] / max(curve[0]["shown"], 1))
+                                              for p in curve])],
+                      "threshold", "share", [(p["threshold"] / top, f"{p['threshold']:.1f}") for p in curve])
 
 
 def write_html(stats: dict[str, Any], path: Path) -> Path:
@@ -131,14 +142,7 @@ def write_html(stats: dict[str, Any], path: Path) -> Path:
     over_time = _svg_chart("Acceptance rate of shown suggestions, per day",
                            [("taken whole", [(i / span, d["rate"]) for i, d in enumerate(days)])], "day", "rate",
                            [(i / span, d["day"][5:]) for i, d in enumerate(days)][:: max(1, len(days) // 6)])
-    curve = stats["thresholds"]
-    top = max((p["threshold"] for p in curve), default=1.0) or 1.0
-    tradeoff = _svg_chart("acceptanceThreshold trade-off",
-                          [("acceptance rate", [(p["threshold"] / top, p["rate"]) for p in curve]),
-                           ("accepted characters kept", [(p["threshold"] / top, p["acceptedCharsKept"]) for p in curve]),
-                           ("suggestions shown", [(p["threshold"] / top, p["shown"] / max(curve[0]["shown"], 1))
-                                                  for p in curve])],
-                          "threshold", "share", [(p["threshold"] / top, f"{p['threshold']:.1f}") for p in curve])
+    tradeoff = tradeoff_svg(stats["thresholds"])
     page = (f"<!doctype html><meta charset=utf-8><title>codeassist acceptance</title>"
             f"<body style='font-family:sans-serif'><h1>codeassist: what you accept</h1>"
             f"<pre>{html.escape(render_text(stats))}</pre>{over_time}<br>{tradeoff}</body>")
