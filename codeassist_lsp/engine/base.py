@@ -65,10 +65,10 @@ class GenerationRequest:
     decode per step for all of them) instead of one with `sampling`; results in `GenerationResult.samples`.
     Backends that cannot (`parallel_samples` 0) are never sent such a request."""
     resume: tuple["GenerationResult", ...] = attrs.field(default=(), eq=False)
+    """With `samples`, after a preemption: what each sample had written; generation goes on from there."""
     first_token_prefix: bytes = b""
     """Token healing: characters left off the end of the prompt that the first generated token must
     start with (the token then carries them, as it would in the training text); b"" = none."""
-    """With `samples`, after a preemption: what each sample had written; generation goes on from there."""
 
 
 @attrs.define
