@@ -201,25 +201,32 @@ async def replay_file_paused(client: LanguageClient, path: Path, language_id: st
 
 
 # What the background actions resolve while the user types (--with-actions): a docstring, again and again.
+# Typing starts this long after the actions were listed (the listing prewarms their document's prompt).
+ACTIONS_HEAD_START_S = 1.0
 ACTION_SOURCE = ("def word_counts(text):\n    counts = {}\n    for word in text.split():\n"
                  "        counts[word] = counts.get(word, 0) + 1\n    return counts\n")
 
 
-async def _actions_forever(client: LanguageClient, done: list[int]) -> None:
+async def _actions_forever(client: LanguageClient, done: list[int], listed: asyncio.Event) -> None:
     """Resolve a docstring action on another document back to back (the quality tier always busy)."""
     uri = "file:///tmp/typing-replay-actions/actions.py"
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
         uri=uri, language_id="python", version=1, text=ACTION_SOURCE)))
     cursor = position_of(ACTION_SOURCE, ACTION_SOURCE.index("counts = {}"))
+    # Listed once (a code action request is the editor's cursor being there: the server prewarms that
+    # document's completion prompt), then resolved again and again while the user types elsewhere.
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=cursor, end=cursor),
+        context=types.CodeActionContext(diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Invoked)))
+    docstring = next((a for a in actions or [] if isinstance(a, types.CodeAction)
+                      and isinstance(a.data, dict) and a.data["codeassist"]["action"] == "docstring"), None)
+    if docstring is None:  # never silently: a background task that dies would measure nothing
+        raise RuntimeError(f"no docstring action offered: {actions!r:.300}")
+    listed.set()
     while True:
-        actions = await client.text_document_code_action_async(types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=cursor, end=cursor),
-            context=types.CodeActionContext(diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Invoked)))
-        docstring = next((a for a in actions or [] if isinstance(a, types.CodeAction)
-                          and isinstance(a.data, dict) and a.data["codeassist"]["action"] == "docstring"), None)
-        if docstring is None:  # never silently: a background task that dies would measure nothing
-            raise RuntimeError(f"no docstring action offered: {actions!r:.300}")
-        await client.code_action_resolve_async(docstring)
+        resolved = await client.code_action_resolve_async(docstring)
+        if resolved.edit is None:
+            raise RuntimeError(f"the docstring action resolved to no edit: {resolved!r:.300}")
         done[0] += 1
 
 
@@ -234,7 +241,12 @@ async def run_pause_replay(files: list[tuple[Path, str, int]], chars: int, inter
     client, _ = await _start_client(settings)
     records: list[dict[str, Any]] = []
     done = [0]
-    background = asyncio.ensure_future(_actions_forever(client, done)) if with_actions else None
+    background = None
+    if with_actions:
+        listed = asyncio.Event()
+        background = asyncio.ensure_future(_actions_forever(client, done, listed))
+        await listed.wait()
+        await asyncio.sleep(ACTIONS_HEAD_START_S)  # the user asked there, then went to the file they type in
     try:
         for path, language_id, start_line in files:
             records.extend(await replay_file_paused(client, path, language_id, start_line, chars, interval_ms))
@@ -629,6 +641,10 @@ def pause_part(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, 
         summary["with_actions"] = {key: loaded[key] for key in ("p50_ms", "p90_ms", "p99_ms", "model_p50_ms",
                                                                 "model_p99_ms", "keystrokes", "timeouts")}
         summary["with_actions"]["actions_finished"] = finished
+        # The slowest keys and where their time went (queue: waiting for the model thread).
+        summary["with_actions"]["slowest"] = [
+            {key: record.get(key) for key in ("file", "index", "latency_ms", "server")}
+            for record in sorted(busy, key=lambda r: -r["latency_ms"])[:8]]
         summary["with_actions"]["p99_ratio"] = loaded["p99_ms"] / summary["p99_ms"]
     languages = {p.name: lang for p, lang, _ in files}
     if args.no_peer:

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 # Lower runs first: typing never waits behind a prewarm or a docstring; background work (the
 # quality model's speculation probe) runs only when nothing else waits.
-PRIORITY = {"completion": 0, "generation": 1, "prewarm": 2, "background": 3}
+# A prewarm is the next keystroke's prompt (the first in a file, or after the window moved): it goes
+# before an action, which it preempts, or with actions running back to back it never ran and those
+# keystrokes evaluated their whole prompt (1.3-1.5 s in the pause replay with actions).
+PRIORITY = {"completion": 0, "prewarm": 1, "generation": 2, "background": 3}
 # Kinds that a completion stops and re-runs afterwards (rather than drops).
 PREEMPTIBLE = ("generation", "background")
 
@@ -167,7 +170,8 @@ class ModelWorker:
         return self.submit(GenerationRequest(prompt_tokens=(), max_tokens=0, kind="background", tier=tier), task)
 
     def submit(self, request: GenerationRequest, task: BackgroundTask | None = None) -> Job:
-        """Queue a request; a completion supersedes every older completion and prewarm."""
+        """Queue a request; a completion supersedes every older completion and prewarm, and it and a
+        prewarm preempt a local action."""
         job = Job(request, task)
         with self._lock:
             if self._closed:
@@ -176,10 +180,7 @@ class ModelWorker:
             running = self._running
             if request.kind == "completion":
                 self._supersede_locked(("completion", "prewarm"))
-                if (running is not None and running.request.kind in PREEMPTIBLE
-                        and not _is_remote(self.backend_for("completion"))):
-                    # Typing never waits for a docstring: stop it now, run it again afterwards.
-                    running.cancel("preempted")
+                self._preempt_locked(running)
             elif request.kind == "generation" and running is not None and running.request.kind == "background":
                 running.cancel("preempted")
             if running is not None and running.continuing and request.kind != "background":
@@ -191,9 +192,16 @@ class ModelWorker:
                     job.fail(Cancelled("prewarm skipped: a completion is queued"))
                     return job
                 self._supersede_locked(("prewarm",))
+                self._preempt_locked(running)
             self._pending.append(job)
             self._lock.notify()
         return job
+
+    def _preempt_locked(self, running: Job | None) -> None:
+        """Typing never waits for a docstring: stop the local action now, run it again afterwards."""
+        if (running is not None and running.request.kind in PREEMPTIBLE
+                and not _is_remote(self.backend_for("completion"))):
+            running.cancel("preempted")
 
     def _supersede_locked(self, kinds: tuple[str, ...]) -> None:
         running = self._running

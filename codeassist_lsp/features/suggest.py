@@ -113,8 +113,8 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     if result is not None:
         record.update(prompt_tokens=result.prompt_tokens, reused_tokens=result.reused_tokens,
                       evaluated_tokens=result.evaluated_tokens, generated_tokens=result.generated_tokens,
-                      prompt_ms=round(result.prompt_ms, 2), generate_ms=round(result.generate_ms, 2),
-                      finish=result.finish_reason)
+                      queue_ms=round(result.queue_ms, 2), prompt_ms=round(result.prompt_ms, 2),
+                      generate_ms=round(result.generate_ms, 2), finish=result.finish_reason)
     server.recent_requests.append(record)  # type: ignore[arg-type]
     suggestion = service.finish(prepared, result)
     server.stats["shown" if suggestion.text else "empty"] += 1

@@ -146,6 +146,28 @@ def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker)
     assert resumed.text == plain.text and resumed.generated_tokens == plain.generated_tokens
 
 
+def test_a_prewarm_goes_before_a_running_action_and_the_action_resumes(worker: ModelWorker) -> None:
+    # The first keystroke in a file opened while an action runs must find its prompt evaluated:
+    # ranked below actions, a prewarm never ran while they came back to back.
+    prompt = "# A long story about code\n"
+    plain = worker.submit(_completion(worker, prompt, 40, kind="generation")).future.result(120)
+    written = threading.Event()
+
+    def note(text: str) -> None:
+        if len(text) > 20:
+            written.set()
+        return None
+
+    action = worker.submit(_completion(worker, prompt, 40, kind="generation", stop_check=note))
+    assert written.wait(120)
+    prewarm = worker.submit(_completion(worker, "def area(width, height):\n    return", 0, kind="prewarm"))
+    prewarmed = prewarm.future.result(120)
+    assert not action.future.done()  # the prewarm ran first
+    resumed = action.future.result(120)
+    assert prewarmed.prompt_tokens > 0 and action.preemptions >= 1
+    assert resumed.text == plain.text
+
+
 def test_the_rest_of_a_shown_suggestion_yields_to_a_waiting_action(worker: ModelWorker) -> None:
     from codeassist_lsp.engine.postprocess import whole_words
 
