@@ -333,8 +333,8 @@ class CompletionService:
         heal = healing_prefix(prepared.line_before) if getattr(backend, "heals_tokens", False) else ""
         if heal and prompt_text[0].endswith(heal):
             # Token healing: "return " ends the prompt with a lone space token, which in training text
-            # comes before digits (Gemma suggested "1" after 0 of 146 spaces it was accepted at, in the
-            # acceptance replay); the space goes back onto the model's first token instead.
+            # comes before digits (Gemma wrote "1"; in the acceptance replay none of 146 suggestions
+            # after such a space was taken); the space goes back onto the model's first token instead.
             prepared.heal = heal
             prompt_text = (prompt_text[0][:-len(heal)], prompt_text[1])
             request = prepared.request = attrs.evolve(request, first_token_prefix=heal.encode())

@@ -116,6 +116,10 @@ class RemoteBackend:
     """One tier's model on an inference server; thread-safe (requests may overlap)."""
 
     remote = True
+    heals_tokens = True
+    """Token healing by the prompt alone: a server cannot be told what its first token must start with,
+    but the service keeps an answer only when it does, which under greedy decoding is the local
+    engine's answer whenever the model's own first choice starts with the left-off characters."""
 
     def __init__(self, settings: RemoteSettings, tier: Tier) -> None:
         import httpx
