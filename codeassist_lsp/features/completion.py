@@ -17,9 +17,18 @@ if TYPE_CHECKING:
 _WORD_TAIL = re.compile(r"[\w$]+$")
 
 
+def snippet_text(text: str) -> str:
+    """Text as an LSP snippet that expands to exactly it (no tab stops)."""
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
+
+
 def completion_item(suggestion_text: str, word_before: str, start: types.Position,
-                    position: types.Position) -> types.CompletionItem:
-    """An item whose edit starts at the word being typed, so client-side filtering keeps it."""
+                    position: types.Position, *, as_snippet: bool = False) -> types.CompletionItem:
+    """An item whose edit starts at the word being typed, so client-side filtering keeps it.
+
+    as_snippet: for Neovim, whose menu inserts only the first word of a plain-text edit ("a" of
+    "a + b") but the whole label of a snippet (its built-in completion then expands the whole text).
+    """
     new_text = word_before + suggestion_text
     first_line = new_text.split("\n", 1)[0]
     return types.CompletionItem(
@@ -28,8 +37,9 @@ def completion_item(suggestion_text: str, word_before: str, start: types.Positio
         detail="codeassist",
         filter_text=new_text,
         sort_text="0",
-        insert_text_format=types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(range=types.Range(start=start, end=position), new_text=new_text),
+        insert_text_format=types.InsertTextFormat.Snippet if as_snippet else types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=types.Range(start=start, end=position),
+                                 new_text=snippet_text(new_text) if as_snippet else new_text),
         documentation=types.MarkupContent(kind=types.MarkupKind.Markdown,
                                           value=f"```\n{new_text}\n```") if "\n" in new_text else None,
     )
@@ -51,5 +61,6 @@ def register(server: CodeassistServer) -> None:
         units = document.position_codec.client_num_units(word)
         position = clamp_position(document, params.position)
         start = types.Position(line=position.line, character=position.character - units)
-        item = completion_item(with_line_ending(suggestion.text, line_ending(document.source)), word, start, position)
+        item = completion_item(with_line_ending(suggestion.text, line_ending(document.source)), word, start, position,
+                               as_snippet=server.client_name.lower().startswith("neovim"))
         return types.CompletionList(is_incomplete=True, items=[item])

@@ -23,7 +23,7 @@ local function step(name)
 end
 
 --- Call `check` every 100 ms until it returns a value, then `next` with it; fail after `timeout_ms`.
-local function poll(what, timeout_ms, check, next)
+local function poll(what, timeout_ms, check, next, on_timeout)
   local deadline = vim.uv.now() + timeout_ms
   local function tick()
     local ok, value = pcall(check)
@@ -38,6 +38,9 @@ local function poll(what, timeout_ms, check, next)
       return
     end
     if vim.uv.now() > deadline then
+      if on_timeout then
+        return on_timeout()
+      end
       return fail('timed out after ' .. timeout_ms .. ' ms: ' .. what)
     end
     vim.defer_fn(tick, 100)
@@ -169,7 +172,9 @@ local function complete(attempt)
   -- Cursor at the end of `    return ` (the file keeps the trailing space), then the omnifunc popup.
   vim.api.nvim_win_set_cursor(0, { 2, #out.before })
   feed(attempt == 1 and 'A<C-x><C-o>' or '<C-x><C-o>')
-  poll('omnifunc items', 90000, function()
+  -- An empty menu (the answer missed the server's answerWithinMs while both models were still
+  -- loading) is asked again, as a user would: up to 6 times, 15 s each.
+  poll('omnifunc items', attempt < 6 and 15000 or 90000, function()
     local info = vim.fn.complete_info({ 'items', 'mode' })
     if #info.items > 0 then
       return info
@@ -183,7 +188,7 @@ local function complete(attempt)
       out.after = vim.api.nvim_buf_get_lines(buf, 1, 2, false)[1]
       feedback()
     end)
-  end)
+  end, attempt < 6 and function() complete(attempt + 1) end or nil)
 end
 
 local function wait_for_model()

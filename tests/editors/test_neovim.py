@@ -82,10 +82,9 @@ def test_taking_the_menu_item_is_recorded_as_taken(nvim_run: dict[str, Any]) -> 
     outcomes = nvim_run["feedback"]["recent"]
     assert len({o["id"] for o in outcomes}) == len(outcomes)  # one outcome per suggestion
     item = nvim_run["items"][0]
-    if outcomes and all(o["shownChars"] != len(item) for o in outcomes):
-        # Seen once: the server suggested `1 + a`, the menu's word was `1` and the line became
-        # `return 1)`; how such a batched part-accept should count is open (issue 16).
-        pytest.xfail(f"the menu inserted {item!r}, not the {outcomes[0]['shownChars']}-character suggestion")
+    # The menu inserts the whole suggestion (its label: items go to Neovim as snippets), not only its
+    # first word ("a" of "a + b": what Neovim inserts from a plain-text edit).
+    assert [o for o in outcomes if o["shownChars"] == len(item)], (item, outcomes)
     expected = "accepted" if len(item) >= 2 and item.strip() else "typed"
     assert [o for o in outcomes if o["outcome"] == expected and o["acceptedChars"] == len(item)], outcomes
 

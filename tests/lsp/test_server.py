@@ -208,3 +208,16 @@ async def test_an_answer_past_the_time_limit_comes_back_empty_and_the_next_reque
         report = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="codeassist.status", arguments=[{"recent": True}]))
         assert report["recent_requests"][-1]["source"] == "cache", report["recent_requests"][-3:]
+
+
+def test_a_snippet_item_expands_to_exactly_the_suggestion() -> None:
+    from codeassist_lsp.features.completion import completion_item, snippet_text
+
+    # `$` and `}` would be tab stops and `\` an escape in a snippet (template strings, PHP, shells).
+    assert snippet_text("`${a}` + \\n + $b") == "`\\${a\\}` + \\\\n + \\$b"
+    here = types.Position(line=1, character=11)
+    plain = completion_item("a + b", "", here, here)
+    snippet = completion_item("a + b", "", here, here, as_snippet=True)
+    assert plain.insert_text_format == types.InsertTextFormat.PlainText and plain.text_edit.new_text == "a + b"
+    # Neovim's menu inserts a snippet item's label whole (a plain-text edit's first word only).
+    assert snippet.insert_text_format == types.InsertTextFormat.Snippet and snippet.label == "a + b"
