@@ -939,11 +939,7 @@ class LlamaBackend:
             token = int(top[0])
             return token, (self._logprob(token) if want_logprob else None)
         token = allowed[0]
-        if not want_logprob:
-            return token, None
-        values = logits[allowed].astype(np.float64)
-        peak = float(values.max())
-        return token, float(logits[token]) - peak - float(np.log(np.exp(values - peak).sum()))
+        return token, (self._logprob(token, among=allowed) if want_logprob else None)
 
     def _advance(self, token: int, history: list[int], drafter: Drafter | None, sampler,  # type: ignore[no-untyped-def]
                  request: GenerationRequest, cancel: CancelFlag, guesses: int,
@@ -1153,14 +1149,16 @@ class LlamaBackend:
         result.prompt_ms = (time.perf_counter() - started) * 1000
         return result
 
-    def _logprob(self, token: int, index: int = -1) -> float:
-        """log softmax of the logits at batch position `index` for `token` (numpy over the vocabulary)."""
+    def _logprob(self, token: int, index: int = -1, among: list[int] | None = None) -> float:
+        """log softmax of the logits at batch position `index` for `token` (numpy over the vocabulary,
+        or over the tokens `among`: the log-probability given that one of them comes)."""
         import numpy as np
 
         pointer = self._lib.llama_get_logits_ith(self._ctx, index)
         logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
-        peak = float(logits.max())
-        return float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
+        values = logits if among is None else logits[among].astype(np.float64)
+        peak = float(values.max())
+        return float(logits[token]) - peak - float(np.log(np.exp(values - peak).sum()))
 
     def close(self) -> None:
         """Free the context, samplers and model."""

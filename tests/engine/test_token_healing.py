@@ -22,6 +22,14 @@ LEXER = "class Lexer:\n    def read(self):\n        if not self.stack:\n        
 LOOP = "function names(nodes) {\n  const out = []\n  for (const "
 
 
+def _settings() -> Settings:
+    """Defaults, with every keystroke's answer computed at once (no debounce, no prewarm)."""
+    settings = Settings()
+    settings.completion.debounce_ms = 0
+    settings.completion.prewarm = False
+    return settings
+
+
 def test_the_healing_prefix_is_the_space_after_code_only() -> None:
     assert healing_prefix("        return ") == " "
     assert healing_prefix("x =\t") == "\t"
@@ -64,9 +72,7 @@ def test_a_resumed_generation_does_not_heal_again() -> None:
 
 @pytest.mark.parametrize(("document", "path"), [(LEXER, "lexer.py"), (LOOP, "names.js")])
 def test_the_pipeline_heals_a_cursor_after_a_space(document: str, path: str) -> None:
-    settings = Settings()
-    settings.completion.debounce_ms = 0
-    settings.completion.prewarm = False
+    settings = _settings()
     settings.cache.enabled = False
     service = CompletionService(settings)
     try:
@@ -84,9 +90,7 @@ def test_the_pipeline_heals_a_cursor_after_a_space(document: str, path: str) -> 
 
 
 def test_the_cache_keeps_a_healed_prompt_apart_from_the_same_text_without_the_space(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings()
-    settings.completion.debounce_ms = 0
-    settings.completion.prewarm = False
+    settings = _settings()
     settings.cache.directory = str(tmp_path / "completions")
     settings.cache.typed_ahead = False  # every answer below is the model's or the cache's
     service = CompletionService(settings)

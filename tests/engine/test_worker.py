@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from codeassist_lsp.config import ModelSettings
-from codeassist_lsp.engine.base import GenerationRequest
-from codeassist_lsp.engine.worker import ModelWorker
+from codeassist_lsp.engine.base import GenerationRequest, GenerationResult
+from codeassist_lsp.engine.worker import Job, ModelWorker
 from codeassist_lsp.errors import Cancelled
 
 pytestmark = pytest.mark.model
@@ -127,9 +127,10 @@ def test_a_budget_answers_early_and_the_rest_continues_until_superseded(worker: 
     assert whole.future.result(120) is whole.final.result(120)  # within budget: one answer
 
 
-def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker) -> None:
+def _action_under_way(worker: ModelWorker) -> tuple[GenerationResult, Job]:
+    """An action's answer when run alone, and the same action submitted again, returned once it has
+    written 20 characters (so whatever is submitted next meets it mid-generation)."""
     prompt = "# A long story about code\n"
-    assert worker.backend is not None
     plain = worker.submit(_completion(worker, prompt, 40, kind="generation")).future.result(120)
     written = threading.Event()
 
@@ -140,6 +141,11 @@ def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker)
 
     job = worker.submit(_completion(worker, prompt, 40, kind="generation", stop_check=note))
     assert written.wait(120)
+    return plain, job
+
+
+def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker) -> None:
+    plain, job = _action_under_way(worker)
     worker.submit(_completion(worker, "x = 1\n", 4)).future.result(120)  # typing preempts it
     resumed = job.future.result(120)
     assert job.preemptions >= 1 and job.done_part is not None and job.done_part.token_ids
@@ -149,17 +155,7 @@ def test_a_preempted_generation_resumes_after_what_it_wrote(worker: ModelWorker)
 def test_a_prewarm_goes_before_a_running_action_and_the_action_resumes(worker: ModelWorker) -> None:
     # The first keystroke in a file opened while an action runs must find its prompt evaluated:
     # ranked below actions, a prewarm never ran while they came back to back.
-    prompt = "# A long story about code\n"
-    plain = worker.submit(_completion(worker, prompt, 40, kind="generation")).future.result(120)
-    written = threading.Event()
-
-    def note(text: str) -> None:
-        if len(text) > 20:
-            written.set()
-        return None
-
-    action = worker.submit(_completion(worker, prompt, 40, kind="generation", stop_check=note))
-    assert written.wait(120)
+    plain, action = _action_under_way(worker)
     prewarm = worker.submit(_completion(worker, "def area(width, height):\n    return", 0, kind="prewarm"))
     prewarmed = prewarm.future.result(120)
     assert not action.future.done()  # the prewarm ran first
