@@ -57,10 +57,14 @@ HELD_OUT_FILES = [
     (GO / "socket.go", "go"), (GO / "main.go", "go"),
 ]
 NO_TIME_BUDGET_MS = 600_000
-# Part of the stored answers' key: bumped whenever the pipeline's answers change (2: token healing).
-# (The typed-ahead rule in `replay` changes only which positions ask, not the answers.)
-PIPELINE_VERSION = 2
-THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+# Part of the stored answers' key: bumped whenever the pipeline's answers or their features change
+# (2: token healing; 3: confidence features over the shown tokens only). (The typed-ahead rule in
+# `replay` changes only which positions ask, not the answers.)
+PIPELINE_VERSION = 3
+THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
+# The default threshold is the highest of THRESHOLDS that keeps this share of the fit files' accepted
+# characters in their own replay (a margin over the 85 % the held-out files must keep).
+KEEP_ON_FIT = 0.9
 FIRST_WORD = re.compile(r"\s*(\w+|[^\w\s]+)")
 
 
@@ -225,7 +229,7 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--regions", type=int, default=2, help="regions replayed per file")
+    parser.add_argument("--regions", type=int, default=6, help="regions replayed per file")
     parser.add_argument("--region-chars", type=int, default=200, help="characters per region (to a line end)")
     parser.add_argument("--write-prior", action="store_true", help="save the fitted model as the shipped prior")
     parser.add_argument("--store", default=str(Path.home() / ".cache" / "codeassist" / "acceptance-replay.jsonl"),
@@ -238,6 +242,7 @@ def main() -> int:
     # No time budget (the same answers on a loaded machine); the early cut at a guess stays, as in the editor.
     settings.completion.line_budget_ms = settings.completion.block_budget_ms = NO_TIME_BUDGET_MS
     settings.cache.enabled = False
+    settings.completion.acceptance_threshold = 0.0  # the replay gates itself, at each threshold in turn
     replayer = Replayer(settings, Path(args.store) if args.store else None)
     started = time.time()
     rows: list[tuple[SuggestionFeatures, int, bool]] = []
@@ -246,15 +251,22 @@ def main() -> int:
     replayer.gate_model = model
     if args.write_prior:
         gating.PRIOR_PATH.write_text(json.dumps(model.to_json(), indent=2) + "\n")
+    fit_kept = {}
+    for threshold in THRESHOLDS[1:]:
+        gated = replay(replayer, fit_files, model, threshold, args.regions, args.region_chars)
+        fit_kept[threshold] = round(gated["accepted_chars"] / max(fit_run["accepted_chars"], 1), 3)
+    chosen = max([t for t, kept in fit_kept.items() if kept >= KEEP_ON_FIT], default=0.0)
+    default = Settings().completion.acceptance_threshold
     curve = []
     base: dict[str, Any] | None = None
-    for threshold in THRESHOLDS:
+    for threshold in sorted(set(THRESHOLDS) | {default}):
         run = summarise(replay(replayer, held_out, model, threshold, args.regions, args.region_chars))
         base = base or run
         run["threshold"] = threshold
         run["rate_vs_ungated"] = round(run["acceptance_rate"] / max(base["acceptance_rate"], 1e-9), 3)
         run["accepted_chars_kept"] = round(run["accepted_chars"] / max(base["accepted_chars"], 1), 3)
         curve.append(run)
+    at_default = next(run for run in curve if run["threshold"] == default)
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
         "model": replayer.service.backend.model_id if replayer.service.backend else None,
@@ -264,7 +276,13 @@ def main() -> int:
         "fit": {"suggestions": len(rows), "accepted": sum(1 for *_, a in rows if a), "replay": fit_run,
                 "model": model.to_json()},
         "held_out_curve": curve,
-        "gating_cost_us": {"suggestions": len(replayer.gate_us),
+        "threshold_choice": {"rule": f"highest threshold keeping >= {KEEP_ON_FIT} of the fit files' accepted chars",
+                             "fit_chars_kept": fit_kept, "chosen_on_fit": chosen, "configured_default": default},
+        "at_default": {"threshold": default, "rate_vs_ungated": at_default["rate_vs_ungated"],
+                       "accepted_chars_kept": at_default["accepted_chars_kept"],
+                       "bar_met": at_default["rate_vs_ungated"] >= 1.5 and at_default["accepted_chars_kept"] >= 0.85},
+        # Measured on the answers the model wrote in this run (none when every answer came from the store).
+        "gating_cost_us": None if not replayer.gate_us else {"suggestions": len(replayer.gate_us),
                            "p50": round(percentile(replayer.gate_us, 0.5), 1),
                            "p99": round(percentile(replayer.gate_us, 0.99), 1),
                            "probability_only": {"decisions": len(replayer.probability_us),
@@ -277,7 +295,7 @@ def main() -> int:
     print(f"fit: {len(rows)} suggestions on {len(fit_files)} files, {report['fit']['accepted']} accepted")
     print("held out: threshold | shown | accepted | rate | rate x | accepted chars | kept | chars/100 keys")
     for run in curve:
-        print(f"  {run['threshold']:.1f} | {run['shown']:5d} | {run['accepted']:4d} | {run['acceptance_rate']:.3f} | "
+        print(f"  {run['threshold']:.2f} | {run['shown']:5d} | {run['accepted']:4d} | {run['acceptance_rate']:.3f} | "
               f"{run['rate_vs_ungated']:.2f} | {run['accepted_chars']:5d} | {run['accepted_chars_kept']:.2f} | "
               f"{run['accepted_chars_per_100_keys']:.1f}")
     out = Path(args.out)
@@ -288,9 +306,13 @@ def main() -> int:
     chart.write_text(tradeoff_svg([{"threshold": run["threshold"], "rate": run["acceptance_rate"],
                                     "acceptedCharsKept": run["accepted_chars_kept"], "shown": run["shown"]}
                                    for run in curve], "acceptanceThreshold trade-off, held-out replay") + "\n")
+    print(f"threshold chosen on the fit files: {chosen} (fit chars kept {fit_kept}); configured default {default}: "
+          f"held-out rate {at_default['rate_vs_ungated']:.2f}x with {at_default['accepted_chars_kept']:.0%} of the "
+          f"accepted chars (bar: >= 1.5x with >= 85%: {'met' if report['at_default']['bar_met'] else 'NOT met'})")
     cost = report["gating_cost_us"]
-    print(f"gating: features + P(accept) p50 {cost['p50']} us, p99 {cost['p99']} us over {cost['suggestions']} new "
-          f"answers; P(accept) alone p50 {cost['probability_only']['p50']} us, p99 {cost['probability_only']['p99']} us")
+    if cost:
+        print(f"gating: features + P(accept) p50 {cost['p50']} us, p99 {cost['p99']} us over {cost['suggestions']} new "
+              f"answers; P(accept) alone p50 {cost['probability_only']['p50']} us, p99 {cost['probability_only']['p99']} us")
     print(f"{report['model_calls']} model calls in {report['seconds']} s -> {out}")
     return 0
 

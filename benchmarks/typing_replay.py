@@ -309,6 +309,7 @@ def summarize_pause(records: list[dict[str, Any]], server_records: list[dict[str
     model = [r for r in records if r.get("server", {}).get("source") == "model"]
     latencies = [r["latency_ms"] for r in records]
     evaluated = [r["server"]["evaluated_tokens"] for r in model]
+    gate_us = [r["server"]["gate_us"] for r in records if "gate_us" in r.get("server", {})]
     return {
         "keystrokes": len(records), "files": files,
         "timeouts": sum(1 for r in records if r.get("timeout")),
@@ -324,6 +325,9 @@ def summarize_pause(records: list[dict[str, Any]], server_records: list[dict[str
         "evaluated_tokens_p99": percentile(evaluated, 0.99),
         "generated_tokens": sum(r["server"].get("generated_tokens", 0) for r in model),
         "shown": sum(1 for r in records if r.get("suggestion")),
+        # Acceptance gating's own step in the completion path (features + P(accept)), per answer it judged.
+        "gated_answers": len(gate_us), "gate_us_p50": percentile(gate_us, 0.5), "gate_us_p99": percentile(gate_us, 0.99),
+        "withheld": sum(1 for r in records if r.get("server", {}).get("withheld")),
         "typed_later": sum(1 for r in records if went_on_to_type(r.get("suggestion") or "", r["real_next"])),
         # Shorter suggestions are typed later more often: count the characters too.
         "typed_later_chars": sum(len(r["suggestion"]) for r in records
@@ -685,6 +689,9 @@ def print_pause(pause: dict[str, Any]) -> None:
           f"/ p90 {pause['evaluated_tokens_p90']} / p99 {pause['evaluated_tokens_p99']}; generated tokens "
           f"{pause['generated_tokens']}; shown {pause['shown']}, typed by the user later {pause['typed_later']} "
           f"({pause.get('typed_later_chars', '?')} characters)")
+    if pause.get("gated_answers"):
+        print(f"acceptance gating: {pause['gated_answers']} answers judged, {pause['withheld']} withheld; its step "
+              f"p50 {pause['gate_us_p50']:.0f} us, p99 {pause['gate_us_p99']:.0f} us")
 
 
 def main() -> int:

@@ -97,10 +97,11 @@ class CompletionSettings:
     """Evaluate the document prefix on open and when typing pauses."""
     disabled_languages: list[str] = attrs.Factory(list)
     """LSP languageIds where no suggestions are made."""
-    acceptance_threshold: float = 0.0
+    acceptance_threshold: float = 0.2
     """Show a suggestion only when its estimated chance of being accepted whole (a logistic model of its
     confidence, length and kind, fitted offline and refitted on your own outcomes) is at least this;
-    0 = show all."""
+    0 = show all. 0.2 is chosen on the acceptance replay's fit files (the highest keeping 90 % of
+    their accepted characters); on the held-out files it shows 1.7x as often taken, 91 % of the characters."""
 
 
 @attrs.define

@@ -393,8 +393,12 @@ class CompletionService:
         suggestion = Suggestion(text=text, mode=prepared.gate.mode, offset=prepared.offset, result=result,
                                 timings=timings, context=prepared.context, verdict=verdict, raw_text=raw,
                                 start=prepared.start)
-        if text and self._below_acceptance_threshold(prepared, suggestion):
-            suggestion.text = ""
+        if text:
+            gate_started = time.perf_counter()
+            if self._below_acceptance_threshold(prepared, suggestion):
+                suggestion.text = ""
+                suggestion.timings["withheld"] = True  # type: ignore[assignment]
+            suggestion.timings["gate_us"] = round((time.perf_counter() - gate_started) * 1e6, 1)
         self._remember_shown(prepared, suggestion)
         return suggestion
 
@@ -581,7 +585,7 @@ class CompletionService:
         gate = prepared.gate
         context = prepared.context
         result = suggestion.result
-        logprobs = result.token_logprobs if result is not None else []
+        logprobs = result.shown_logprobs() if result is not None else []
         request = prepared.request
         if not hashed:
             prompt_hash = ""
@@ -602,6 +606,8 @@ class CompletionService:
             source="typed-ahead" if prepared.typed_ahead is not None else "cache" if prepared.cached else "model",
             mean_logprob=round(sum(logprobs) / len(logprobs), 4) if logprobs else None,
             min_logprob=round(min(logprobs), 4) if logprobs else None,
+            first_logprob=round(logprobs[0], 4) if logprobs else None,
+            shown_tokens=len(logprobs),
             generated_tokens=result.generated_tokens if result is not None else 0,
             finish_reason=result.finish_reason if result is not None else "",
             prompt_hash=prompt_hash)

@@ -87,6 +87,8 @@ class GenerationResult:
     server_ms: float = 0.0
     """For a remote engine: the time the server says it computed (its prompt + generation timings)."""
     token_logprobs: list[float] = attrs.Factory(list)
+    token_sizes: list[int] = attrs.Factory(list)
+    """UTF-8 bytes of each token in token_logprobs (inline generation only; empty elsewhere)."""
     token_ids: list[int] = attrs.Factory(list)
     """The generated tokens up to the last one after which `text` is complete (no character split
     between tokens): where a preempted generation resumes."""
@@ -98,6 +100,24 @@ class GenerationResult:
     def mean_logprob(self) -> float:
         """Mean log-probability of the generated tokens (0.0 when not recorded)."""
         return sum(self.token_logprobs) / len(self.token_logprobs) if self.token_logprobs else 0.0
+
+    def shown_logprobs(self) -> list[float]:
+        """Log-probabilities of the tokens wholly inside `text`; all of them when sizes are not recorded.
+
+        An early delivery also scored the guess that ended it, and a stop the token holding the stop
+        string: neither is in the text the user sees, so neither says how sure the model was of it.
+        """
+        if len(self.token_sizes) != len(self.token_logprobs):
+            return list(self.token_logprobs)
+        limit = len(self.text.encode("utf-8"))
+        shown: list[float] = []
+        end = 0
+        for logprob, size in zip(self.token_logprobs, self.token_sizes):
+            end += size
+            if end > limit:
+                break
+            shown.append(logprob)
+        return shown
 
 
 class CancelFlag:

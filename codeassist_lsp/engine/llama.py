@@ -886,6 +886,7 @@ class LlamaBackend:
             produced += 1
             if logprob is not None:
                 result.token_logprobs.append(logprob)
+                result.token_sizes.append(len(self.token_bytes(token)))
                 if unsure is not None and logprob < unsure and budget is not None:  # budget: for mypy
                     # The confident part now; the guess and what follows it are generated on.
                     budget.deliver(text, at_word_end=not self.token_bytes(token)[:1].decode("latin-1").isalnum())
@@ -1210,7 +1211,8 @@ class _Budget:
             return  # nothing complete yet: deliver as soon as something is
         self.delivered = True
         partial = attrs.evolve(self.result, text=text[:cut], finish_reason="budget",
-                               token_logprobs=list(self.result.token_logprobs))
+                               token_logprobs=list(self.result.token_logprobs),
+                               token_sizes=list(self.result.token_sizes))
         partial.generate_ms = (time.perf_counter() - self.started) * 1000
         self.on_partial(partial)
 

@@ -118,6 +118,7 @@ def _joined(done: GenerationResult | None, rest: GenerationResult) -> Generation
     return attrs.evolve(rest, text=done.text + rest.text, prompt_tokens=done.prompt_tokens,
                         generated_tokens=len(done.token_ids) + rest.generated_tokens,
                         token_logprobs=done.token_logprobs[:len(done.token_ids)] + rest.token_logprobs,
+                        token_sizes=done.token_sizes[:len(done.token_ids)] + rest.token_sizes,
                         token_ids=done.token_ids + rest.token_ids, prompt_ms=done.prompt_ms + rest.prompt_ms,
                         generate_ms=done.generate_ms + rest.generate_ms)
 

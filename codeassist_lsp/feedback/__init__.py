@@ -68,7 +68,8 @@ class FeedbackRecorder:
         try:
             rows = [(SuggestionFeatures(**{name: row[name] for name in FEATURE_FIELDS}), row["shown_chars"],
                      row["outcome"] in ("accepted", "typed"))
-                    for row in store.rows(REFIT_ROWS) if row["mean_logprob"] is not None]
+                    # Rows from before first_logprob scored other tokens (the guess after the text too).
+                    for row in store.rows(REFIT_ROWS) if row["first_logprob"] is not None]
             if len(rows) < MIN_OWN_OUTCOMES:
                 return None
             self.model = fit(rows, prior=shipped_prior())

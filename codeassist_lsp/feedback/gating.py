@@ -20,17 +20,20 @@ import numpy as np
 from codeassist_lsp.feedback.outcomes import SuggestionFeatures
 
 PRIOR_PATH = Path(__file__).with_name("prior.json")
-FEATURE_NAMES = ("mean_logprob", "min_logprob", "log_chars", "log_tokens", "block", "new_line", "empty_line",
-                 "cut_at_guess")
+FEATURE_NAMES = ("mean_logprob", "min_logprob", "first_logprob", "text_logprob", "log_chars", "log_tokens", "block",
+                 "new_line", "empty_line", "cut_at_guess")
 # Suggestions without log-probabilities (cache hits) are scored as if the model were this sure.
 MISSING_LOGPROB = -0.5
 
 
 def feature_vector(features: SuggestionFeatures, chars: int) -> list[float]:
-    """The numbers the model reads, in FEATURE_NAMES order."""
+    """The numbers the model reads, in FEATURE_NAMES order (log-probabilities of the shown tokens)."""
     mean = features.mean_logprob if features.mean_logprob is not None else MISSING_LOGPROB
     low = features.min_logprob if features.min_logprob is not None else MISSING_LOGPROB
-    return [mean, low, math.log1p(chars), math.log1p(features.generated_tokens),
+    first = features.first_logprob if features.first_logprob is not None else low
+    tokens = features.shown_tokens or features.generated_tokens or 1
+    # text_logprob: the model's log-probability of writing exactly the shown text.
+    return [mean, low, first, mean * tokens, math.log1p(chars), math.log1p(tokens),
             float(features.mode == "block"), float(features.mode == "new-line"),
             float(features.context_kind == "empty-line"), float(features.finish_reason == "budget")]
 

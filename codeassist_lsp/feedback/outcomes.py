@@ -45,7 +45,10 @@ class SuggestionFeatures:
     source: str = "model"
     """model or cache (typed-ahead answers continue the suggestion they came from)."""
     mean_logprob: float | None = None
+    """Over the tokens of the shown text (GenerationResult.shown_logprobs), as are min and first."""
     min_logprob: float | None = None
+    first_logprob: float | None = None
+    shown_tokens: int = 0
     generated_tokens: int = 0
     finish_reason: str = ""
     """Why generation stopped where it was shown: stop, eog, length, or budget (cut at a guess or the time budget)."""

@@ -24,7 +24,8 @@ _COLUMNS = (
     "id TEXT PRIMARY KEY", "outcome TEXT NOT NULL", "reason TEXT NOT NULL", "shown_at REAL NOT NULL",
     "decided_after_s REAL NOT NULL", "shown_chars INTEGER NOT NULL", "accepted_chars INTEGER NOT NULL",
     "language TEXT", "mode TEXT", "context_kind TEXT", "snippets INTEGER", "model_id TEXT", "source TEXT",
-    "mean_logprob REAL", "min_logprob REAL", "generated_tokens INTEGER", "finish_reason TEXT", "prompt_hash TEXT",
+    "mean_logprob REAL", "min_logprob REAL", "first_logprob REAL", "shown_tokens INTEGER",
+    "generated_tokens INTEGER", "finish_reason TEXT", "prompt_hash TEXT",
 )
 FEATURE_FIELDS = tuple(field.name for field in attrs.fields(SuggestionFeatures))
 

@@ -78,6 +78,15 @@ def test_a_line_shows_at_once_up_to_the_first_guess_and_the_rest_is_generated_on
         assert expected, ("the model was sure of every token here", whole.text, whole.token_logprobs)
         assert len(early) == 1 and early[0].finish_reason == "budget" and early[0].text == expected, (early, expected)
         assert whole.finish_reason == "stop" and whole.text.startswith(expected) and len(whole.text) > len(expected)
+        # Gating reads the confidence of the tokens shown: not the guess the early part stops before,
+        # nor the token holding the stop string after the whole line.
+        for result in (early[0], whole):
+            sizes = result.token_sizes
+            assert sizes == [len(backend.token_bytes(t)) for t in whole.token_ids][:len(sizes)]
+            assert len(sizes) == len(result.token_logprobs)
+            shown = len(result.shown_logprobs())
+            assert result.shown_logprobs() == result.token_logprobs[:shown] and shown < len(sizes)
+            assert sum(sizes[:shown]) <= len(result.text.encode()) < sum(sizes[:shown + 1])
 
         unhurried, same = run(0.0)
         assert unhurried == [] and same.text == whole.text  # off: no early part, the same suggestion

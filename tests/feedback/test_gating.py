@@ -18,7 +18,9 @@ def synthetic(n: int, seed: int = 7) -> list[tuple[SuggestionFeatures, int, bool
     rows = []
     for _ in range(n):
         mean = -rng.random() * 2
-        features = SuggestionFeatures(mean_logprob=mean, min_logprob=2 * mean, generated_tokens=rng.randint(1, 20),
+        tokens = rng.randint(1, 20)
+        features = SuggestionFeatures(mean_logprob=mean, min_logprob=2 * mean, first_logprob=1.5 * mean,
+                                      shown_tokens=tokens, generated_tokens=tokens + 1,
                                       finish_reason=rng.choice(["stop", "budget"]))
         rows.append((features, rng.randint(1, 60), rng.random() < 1 / (1 + 2.718 ** -(2 + 3 * mean))))
     return rows
@@ -61,4 +63,18 @@ def test_refit_on_the_users_own_outcomes(tmp_path: Path) -> None:
     assert model is not None and recorder.model is model
     prior = load_prior()
     assert model.samples == MIN_OWN_OUTCOMES + 10 + (prior.samples if prior else 0)
+    recorder.close()
+
+
+def test_outcomes_stored_before_first_logprob_are_not_refitted_on(tmp_path: Path) -> None:
+    # Their confidence also scored the token after the shown text (the guess that ended it).
+    recorder = open_feedback(FeedbackSettings(directory=str(tmp_path)))
+    assert recorder is not None and recorder.store is not None
+    for n, (features, chars, accepted) in enumerate(synthetic(MIN_OWN_OUTCOMES + 10)):
+        older = SuggestionFeatures(mean_logprob=features.mean_logprob, min_logprob=features.min_logprob,
+                                   generated_tokens=features.generated_tokens)
+        recorder.store.record(Outcome(id=str(n), outcome="accepted" if accepted else "rejected", reason="whole",
+                                      shown_chars=chars, accepted_chars=chars if accepted else 0, features=older,
+                                      shown_at=time.time(), decided_after_s=1.0))
+    assert recorder.refit() is None
     recorder.close()
