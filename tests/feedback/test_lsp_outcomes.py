@@ -36,7 +36,9 @@ async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFa
     directory = tmp_path_factory.mktemp("feedback")
     FEEDBACK_DIR["path"] = directory
     # Memory cache only (typed-ahead needs the cache; nothing of the tests lands in the user's cache dir).
-    await initialize(lsp_client, {"cache": {"disk": False}, "feedback": {"directory": str(directory)}})
+    # Outcome inference needs suggestions at given places: gating is off but in its own test.
+    await initialize(lsp_client, {"cache": {"disk": False}, "feedback": {"directory": str(directory)},
+                                  "completion": {"acceptanceThreshold": 0}})
     report = await wait_for_model(lsp_client)
     assert report["model"]["state"] == "ready", report
     yield
@@ -205,7 +207,8 @@ async def test_the_store_holds_one_row_per_decided_suggestion_and_no_code(client
     rows = FeedbackStore(directory).rows()
     assert len(rows) == len({row["id"] for row in rows}) >= 7
     assert all(row["language"] == "python" and row["model_id"] and row["prompt_hash"] for row in rows)
-    assert any(row["mean_logprob"] is not None for row in rows)
+    assert any(row["mean_logprob"] is not None and row["first_logprob"] is not None and row["shown_tokens"]
+               for row in rows)
     stored = b"".join(path.read_bytes() for path in directory.iterdir() if path.is_file())
     assert b"config_path" not in stored and b"os.path" not in stored
 

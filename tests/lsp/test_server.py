@@ -23,7 +23,9 @@ FUNCTION = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    retu
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     # No completion cache: these tests are about the model path (a disk hit from an earlier run
     # would answer before a cancel could arrive).
-    result = await initialize(lsp_client, {"completion": {"debounceMs": 10}, "cache": {"enabled": False}})
+    # These tests need a suggestion at given places: acceptance gating (tests/feedback) is off here.
+    result = await initialize(lsp_client, {"completion": {"debounceMs": 10, "acceptanceThreshold": 0},
+                                           "cache": {"enabled": False}})
     lsp_client.initialize_result = result  # type: ignore[attr-defined]
     report = await wait_for_model(lsp_client)
     assert report["model"]["state"] == "ready", report
