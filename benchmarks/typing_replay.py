@@ -310,6 +310,7 @@ def summarize_pause(records: list[dict[str, Any]], server_records: list[dict[str
     latencies = [r["latency_ms"] for r in records]
     evaluated = [r["server"]["evaluated_tokens"] for r in model]
     gate_us = [r["server"]["gate_us"] for r in records if "gate_us" in r.get("server", {})]
+    gate_cpu_us = [r["server"]["gate_cpu_us"] for r in records if r.get("server", {}).get("gate_cpu_us") is not None]
     return {
         "keystrokes": len(records), "files": files,
         "timeouts": sum(1 for r in records if r.get("timeout")),
@@ -327,6 +328,7 @@ def summarize_pause(records: list[dict[str, Any]], server_records: list[dict[str
         "shown": sum(1 for r in records if r.get("suggestion")),
         # Acceptance gating's own step in the completion path (features + P(accept)), per answer it judged.
         "gated_answers": len(gate_us), "gate_us_p50": percentile(gate_us, 0.5), "gate_us_p99": percentile(gate_us, 0.99),
+        "gate_cpu_us_p50": percentile(gate_cpu_us, 0.5), "gate_cpu_us_p99": percentile(gate_cpu_us, 0.99),
         "withheld": sum(1 for r in records if r.get("server", {}).get("withheld")),
         "typed_later": sum(1 for r in records if went_on_to_type(r.get("suggestion") or "", r["real_next"])),
         # Shorter suggestions are typed later more often: count the characters too.
@@ -691,7 +693,8 @@ def print_pause(pause: dict[str, Any]) -> None:
           f"({pause.get('typed_later_chars', '?')} characters)")
     if pause.get("gated_answers"):
         print(f"acceptance gating: {pause['gated_answers']} answers judged, {pause['withheld']} withheld; its step "
-              f"p50 {pause['gate_us_p50']:.0f} us, p99 {pause['gate_us_p99']:.0f} us")
+              f"p50 {pause['gate_us_p50']:.0f} us, p99 {pause['gate_us_p99']:.0f} us (its thread's CPU time p50 "
+              f"{pause['gate_cpu_us_p50']:.0f} us, p99 {pause['gate_cpu_us_p99']:.0f} us)")
 
 
 def main() -> int:

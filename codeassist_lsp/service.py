@@ -394,11 +394,13 @@ class CompletionService:
                                 timings=timings, context=prepared.context, verdict=verdict, raw_text=raw,
                                 start=prepared.start)
         if text:
-            gate_started = time.perf_counter()
+            gate_started, gate_cpu = time.perf_counter(), time.thread_time()
             if self._below_acceptance_threshold(prepared, suggestion):
                 suggestion.text = ""
                 suggestion.timings["withheld"] = True  # type: ignore[assignment]
             suggestion.timings["gate_us"] = round((time.perf_counter() - gate_started) * 1e6, 1)
+            # This thread's CPU time: the step's own work, without waits for the GIL (the model thread).
+            suggestion.timings["gate_cpu_us"] = round((time.thread_time() - gate_cpu) * 1e6, 1)
         self._remember_shown(prepared, suggestion)
         return suggestion
 
