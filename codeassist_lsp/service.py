@@ -397,7 +397,6 @@ class CompletionService:
             gate_started, gate_cpu = time.perf_counter(), time.thread_time()
             if self._below_acceptance_threshold(prepared, suggestion):
                 suggestion.text = ""
-                suggestion.timings["withheld"] = True  # type: ignore[assignment]
             suggestion.timings["gate_us"] = round((time.perf_counter() - gate_started) * 1e6, 1)
             # This thread's CPU time: the step's own work, without waits for the GIL (the model thread).
             suggestion.timings["gate_cpu_us"] = round((time.thread_time() - gate_cpu) * 1e6, 1)

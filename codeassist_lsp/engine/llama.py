@@ -884,17 +884,18 @@ class LlamaBackend:
                 return "length"
             token, logprob = queue.pop(0)
             produced += 1
+            piece = self.token_bytes(token)
             if logprob is not None:
                 result.token_logprobs.append(logprob)
-                result.token_sizes.append(len(self.token_bytes(token)))
+                result.token_sizes.append(len(piece))
                 if unsure is not None and logprob < unsure and budget is not None:  # budget: for mypy
                     # The confident part now; the guess and what follows it are generated on.
-                    budget.deliver(text, at_word_end=not self.token_bytes(token)[:1].decode("latin-1").isalnum())
+                    budget.deliver(text, at_word_end=not piece[:1].decode("latin-1").isalnum())
             if lib.llama_vocab_is_eog(self._vocab, token):
                 return "eog"
             result.generated_tokens += 1
             history.append(token)
-            raw.extend(self.token_bytes(token))
+            raw.extend(piece)
             # Decode lazily so a multi-byte character split across tokens is never mangled.
             text = raw.decode("utf-8", "ignore")
             result.text = text

@@ -118,8 +118,9 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     server.recent_requests.append(record)  # type: ignore[arg-type]
     suggestion = service.finish(prepared, result)
     if "gate_us" in suggestion.timings:  # what acceptance gating cost this answer, and its verdict
-        record.update(gate_us=suggestion.timings["gate_us"], gate_cpu_us=suggestion.timings.get("gate_cpu_us"),
-                      withheld=bool(suggestion.timings.get("withheld")))
+        # Gating judges shown text only, so text emptied after it was withheld by it.
+        record.update(gate_us=suggestion.timings["gate_us"], gate_cpu_us=suggestion.timings["gate_cpu_us"],
+                      withheld=not suggestion.text)
     server.stats["shown" if suggestion.text else "empty"] += 1
     log.debug("suggestion at %s:%d:%d (%s) %r %s", uri, position.line, position.character,
               suggestion.mode, suggestion.text, suggestion.timings)
