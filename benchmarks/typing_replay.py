@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import ctypes
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -268,7 +271,12 @@ SERVER_CWD: str | None = None  # `python -m` puts the working directory first on
 
 async def _start_client(settings: dict[str, Any]) -> tuple[LanguageClient, dict[str, Any]]:
     client = LanguageClient("typing-replay", "1")
-    await client.start_io(*SERVER, env=SERVER_ENV, cwd=SERVER_CWD)
+    # Each server starts with its own empty feedback store, as a new user: gating then reads the shipped
+    # prior, not a model refitted on an earlier replay's outcomes (or on the developer's own).
+    feedback_dir = tempfile.mkdtemp(prefix="codeassist-replay-feedback-")
+    atexit.register(shutil.rmtree, feedback_dir, ignore_errors=True)
+    env = {**(SERVER_ENV or os.environ), "CODEASSIST_FEEDBACK_DIR": feedback_dir}
+    await client.start_io(*SERVER, env=env, cwd=SERVER_CWD)
     # Inline completion, and code actions resolved lazily as VS Code does (else the server answers with
     # commands, and --with-actions would find no action to resolve).
     caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
@@ -706,7 +714,8 @@ def main() -> int:
     parser.add_argument("--max-interval-ms", type=int, default=220)
     parser.add_argument("--create-completion-every", type=int, default=1)
     parser.add_argument("--cold-runs", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "typing_replay.json"))
+    parser.add_argument("--out", default=None, help="the JSON report (default results/typing_replay.json, "
+                        "with --pause results/typing_replay_pause.json)")
     parser.add_argument("--pause", action="store_true", help="only the pause replay (and the peer)")
     parser.add_argument("--pause-chars", type=int, default=150)
     parser.add_argument("--pause-interval-ms", type=int, default=120)
@@ -722,6 +731,9 @@ def main() -> int:
                         help="with --pause: also replay with these extra settings (JSON; with --baseline, that "
                              "checkout's server), in the same run: an A/B of a setting")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = str(ROOT / "benchmarks" / "results" / ("typing_replay_pause.json" if args.pause
+                                                           else "typing_replay.json"))
     # No disk tier: a second run would otherwise be answered from the first one's completions.
     # The memory tier and typed-ahead reuse stay on, as in a fresh editor session.
     settings = {"cache": {"disk": False}, **json.loads(args.settings)}
@@ -738,7 +750,7 @@ def main() -> int:
                                   **pause_part(args, baseline_settings)}
             SERVER_ENV, SERVER_CWD, args.no_peer = None, None, no_peer
         report["pause"] = pause_part(args, settings)
-        out = Path(args.out).with_name("typing_replay_pause.json")
+        out = Path(args.out)
         out.write_text(json.dumps(report, indent=2) + "\n")
         if "baseline" in report:
             print(f"-- baseline server: {report['baseline']['checkout']}, settings {report['baseline']['settings']}")

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from codeassist_lsp import __version__
 
@@ -67,8 +68,16 @@ def _tcp_address(args: argparse.Namespace) -> tuple[str, int] | str:
     return host, int(port)
 
 
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
+# server's threads (LSP loop, model loop between llama.cpp calls, context and verification work)
+# take turns on every keystroke; at 5 ms a short step on the way to the answer (gating: ~0.1 ms of
+# work) could wait 5 ms for a busy thread to be told to let go.
+SWITCH_INTERVAL_S = 0.0005
+
+
 def _serve(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # before the preload thread, which saves and restores it
     address = _tcp_address(args) if args.tcp else None
     if isinstance(address, str):
         print(f"codeassist-lsp: {address}", file=sys.stderr)
@@ -106,6 +115,16 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"codeassist-lsp {__version__}")
     _add_server_args(parser)
     return _serve(parser.parse_args(argv))
+
+
+def _timing(key: str, value: Any) -> str:
+    """One step of a suggestion's timings as the one-shot CLI prints it (keys name their unit)."""
+    if key == "p_accept":
+        return f"P(accept) {value}"
+    if not isinstance(value, (int, float)):
+        return f"{key} {value}"
+    name, unit = (key[:-3], key[-2:]) if key.endswith(("_ms", "_us")) else (key, "ms")
+    return f"{name.replace('_', ' ')} {value} {unit}"
 
 
 def _complete(args: argparse.Namespace) -> int:
@@ -180,8 +199,7 @@ def _complete(args: argparse.Namespace) -> int:
         checked = ", ".join(verdict.checks) or "nothing"
         print(f"-- verified: {verdict.status} (checked {checked}){'; ' + verdict.reason if verdict.reason else ''}",
               file=sys.stderr)
-    timings = ", ".join(f"{k.removesuffix('_ms')} {v} ms" if isinstance(v, (int, float)) else f"{k} {v}"
-                        for k, v in report["timings_ms"].items())
+    timings = ", ".join(_timing(key, value) for key, value in report["timings_ms"].items())
     print(f"-- {backend.model_id}; {timings}; tokens {report['tokens']}", file=sys.stderr)
     return 0
 
@@ -233,6 +251,7 @@ def _action(args: argparse.Namespace) -> int:
             runner.candidate_filters.append(candidate_filter)
         outcome = asyncio.run(runner.resolve(offered[0].target, view, path=str(path)))
         model = runner.backend.model_id
+        on_fast_model = service.worker.quality is None  # read before close(), which frees (and clears) it
     except CodeassistError as error:
         print(f"codeassist: {error.for_user()}", file=sys.stderr)
         return 1
@@ -247,7 +266,7 @@ def _action(args: argparse.Namespace) -> int:
     else:
         print(f"codeassist: {args.kind}: {outcome.reason or 'no suggestion'}", file=sys.stderr)
         return 1
-    if service.worker.quality is None:
+    if on_fast_model:
         from codeassist_lsp.engine.tiers import missing_code_model_hint
 
         print(f"-- {missing_code_model_hint()}", file=sys.stderr)
@@ -293,7 +312,8 @@ def _stats(args: argparse.Namespace) -> int:
     recorder = FeedbackRecorder(None)
     recorder.store = store
     model = recorder.refit() or recorder.model  # the model gating would use now
-    stats = report(store.rows(), model)
+    rows = store.rows()
+    stats = report(rows, model, unseen=len(store.rows(unseen=True)) - len(rows))
     store.close()
     if args.json:
         print(json.dumps(stats, indent=2))

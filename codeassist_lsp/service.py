@@ -565,6 +565,14 @@ class CompletionService:
         """The client's explicit accept of a suggestion (the inline item's command)."""
         return self.feedback is not None and self.feedback.tracker.accepted_explicitly(suggestion_id)
 
+    def suggestion_shown(self, suggestion_id: str) -> bool:
+        """The client's report that a suggestion is on screen (VS Code's show callback)."""
+        return self.feedback is not None and self.feedback.tracker.shown_by_client(suggestion_id)
+
+    def suggestion_partially_accepted(self, suggestion_id: str, kind: str) -> bool:
+        """The client's report of a partial accept (kind: word or line)."""
+        return self.feedback is not None and self.feedback.tracker.partially_accepted(suggestion_id, kind)
+
     def _below_acceptance_threshold(self, prepared: PreparedCompletion, suggestion: Suggestion) -> bool:
         """Whether gating withholds the suggestion: P(accept) under `completion.acceptanceThreshold`."""
         threshold = self.settings.completion.acceptance_threshold

@@ -35,6 +35,7 @@ def test_complete_human_output_with_context() -> None:
     assert "----- context shown to the model -----" in run.stdout and "def median" in run.stdout
     assert "examples/stats.py:15:5 (line)" in run.stdout
     assert "-- verified:" in run.stderr and " ms" in run.stderr
+    assert "gate_us" not in run.stderr and " us," in run.stderr and "p_accept" not in run.stderr  # units named
     assert "ERROR" not in run.stderr and "WARNING" not in run.stderr, run.stderr  # nothing alarming
 
 
@@ -85,6 +86,7 @@ def test_action_documents_a_function_with_the_code_model() -> None:
     added = [line for line in run.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert added and added[0].startswith('+    """'), run.stdout  # a unified diff adding the docstring
     assert "qwen2.5-coder" in run.stderr, run.stderr
+    assert "use the small completion model" not in run.stderr, run.stderr  # the code model is installed
 
 
 def test_action_bad_input_gets_a_clear_error() -> None:

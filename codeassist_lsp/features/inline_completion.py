@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 # Run by the client when the user accepts an inline item (VS Code, Neovim 0.12): an explicit acceptance signal.
 ACCEPTED_COMMAND = "codeassist.suggestionAccepted"
+# Sent by the VS Code extension from its provider's show and partial-accept callbacks (params below).
+DID_SHOW = "codeassist/didShowCompletion"
+"""{"id": suggestion id}: the suggestion is on screen."""
+DID_PARTIALLY_ACCEPT = "codeassist/didPartiallyAcceptCompletion"
+"""{"id": suggestion id, "kind": "word" | "line" | "", "acceptedLength": characters taken so far}."""
 
 
 def register(server: CodeassistServer) -> None:
@@ -39,3 +44,22 @@ def register(server: CodeassistServer) -> None:
         # arguments: [suggestion id]; an unknown or already decided id changes nothing.
         suggestion_id = args[0] if args and isinstance(args[0], str) else None
         return bool(suggestion_id and server.service is not None and server.service.suggestion_accepted(suggestion_id))
+
+    @server.feature(DID_SHOW)
+    def did_show(params: Any) -> None:
+        suggestion_id = _suggestion_id(params)
+        if suggestion_id and server.service is not None:
+            server.service.suggestion_shown(suggestion_id)
+
+    @server.feature(DID_PARTIALLY_ACCEPT)
+    def did_partially_accept(params: Any) -> None:
+        suggestion_id = _suggestion_id(params)
+        kind = getattr(params, "kind", "")
+        if suggestion_id and server.service is not None:
+            server.service.suggestion_partially_accepted(suggestion_id, kind if isinstance(kind, str) else "")
+
+
+def _suggestion_id(params: Any) -> str | None:
+    """The id in a client's notification about a suggestion (None when malformed: it is ignored)."""
+    suggestion_id = getattr(params, "id", None)
+    return suggestion_id if isinstance(suggestion_id, str) else None

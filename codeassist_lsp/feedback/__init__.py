@@ -92,7 +92,7 @@ class FeedbackRecorder:
                 report["acceptance"] = {"byLanguage": acceptance_by(rows, lambda r: r["language"]),
                                         "byMode": acceptance_by(rows, lambda r: r["mode"]),
                                         "byConfidence": acceptance_by(rows, confidence_band)}
-            report["recent"] = [{"id": o.id, "outcome": o.outcome, "reason": o.reason,
+            report["recent"] = [{"id": o.id, "outcome": o.outcome, "reason": o.reason, "seen": o.seen,
                                  "shownChars": o.shown_chars, "acceptedChars": o.accepted_chars}
                                 for o in self.recent]
         return report

@@ -9,7 +9,12 @@ suggestion gets exactly one `Outcome`:
 - typed: the user typed the whole suggestion character by character (typed-ahead all the way);
 - partial: part of it was accepted (its first word(s) or line(s)), then the user went elsewhere;
 - rejected: the text diverged, the cursor left, the suggestion was replaced, the document closed,
-  nothing happened within TIMEOUT_S, or an accept was undone within UNDO_WINDOW_S.
+  nothing happened within TIMEOUT_S, or an accept was undone within UNDO_WINDOW_S;
+- unseen: the client reports what it shows (VS Code's show callback) and never showed this one (the
+  user typed on before it arrived): it says nothing about the suggestion and counts nowhere.
+
+Clients that can say more add explicit signals: the accept command, and in VS Code the show and
+partial-accept callbacks (`shown_by_client`, `partially_accepted`).
 
 No LSP types here: the service calls `shown`, `changed`, `cursor_at`, `closed` and `sweep`.
 """
@@ -63,7 +68,7 @@ class Outcome:
     outcome: str
     """accepted, typed, partial or rejected."""
     reason: str
-    """How: whole, explicit, word, line, typed, diverged, moved, replaced, closed, timeout, undone."""
+    """How: whole, explicit, word, line, typed, diverged, moved, replaced, closed, timeout, undone, not-shown."""
     shown_chars: int
     accepted_chars: int
     """Characters of the suggestion that ended up in the document (accepted or typed)."""
@@ -71,6 +76,8 @@ class Outcome:
     shown_at: float
     """Unix time."""
     decided_after_s: float
+    seen: bool | None = None
+    """Whether the client showed it, for clients that report it (None: the client does not say)."""
 
     @property
     def accepted(self) -> bool:
@@ -100,6 +107,12 @@ class _Tracked:
     progress_before_accept: int = 0
     """Progress before the change that completed it (an undo goes back to at most this)."""
     whole_at: float = 0.0
+    seen: bool = False
+    """The client reported it on screen (or acted on it)."""
+    partial_accepts: int = 0
+    """Partial accepts the client reported (VS Code's accept word / accept line)."""
+    partial_kind: str = ""
+    """What the client's last partial accept took: word or line ('' when it did not say)."""
 
     @property
     def expected_cursor(self) -> int:
@@ -139,6 +152,8 @@ class OutcomeTracker:
         self._settling: dict[str, _Tracked] = {}
         self._by_id: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        self.client_reports_shows = False
+        """Set by the client's first show report: from then on a suggestion it never showed is unseen."""
 
     # -- events -------------------------------------------------------------------------
 
@@ -230,14 +245,40 @@ class OutcomeTracker:
 
     def accepted_explicitly(self, suggestion_id: str) -> bool:
         """The client said it accepted this suggestion (the inline item's command); False when unknown."""
+        tracked = self._undecided(suggestion_id)
+        if tracked is None:
+            return False
+        tracked.explicit = tracked.seen = True
+        return True
+
+    def shown_by_client(self, suggestion_id: str) -> bool:
+        """The client put this suggestion on screen (VS Code's show callback); False when unknown or decided."""
+        self.client_reports_shows = True
+        tracked = self._undecided(suggestion_id)
+        if tracked is None:
+            return False
+        tracked.seen = True
+        return True
+
+    def partially_accepted(self, suggestion_id: str, kind: str = "") -> bool:
+        """The client accepted part of this suggestion (kind: word or line; its edit arrives as a change)."""
+        tracked = self._undecided(suggestion_id)
+        if tracked is None:
+            return False
+        tracked.seen = True
+        tracked.partial_accepts += 1
+        tracked.partial_kind = kind if kind in ("word", "line") else tracked.partial_kind
+        return True
+
+    def _undecided(self, suggestion_id: str) -> _Tracked | None:
+        """The suggestion with this id while it is still being decided."""
         path = self._by_id.get(suggestion_id)
         if path is None:
-            return False
+            return None
         for tracked in (self._settling.get(path), self._open.get(path)):
             if tracked is not None and tracked.id == suggestion_id:
-                tracked.explicit = True
-                return True
-        return False
+                return tracked
+        return None
 
     def closed(self, path: str) -> None:
         """The document closed: whatever showing there is decided now."""
@@ -279,26 +320,30 @@ class OutcomeTracker:
         if self._by_id.pop(tracked.id, None) is None:
             return  # decided already: one outcome per suggestion
         whole = tracked.progress == len(tracked.text) and bool(tracked.text)
-        if left_because == "undone":
+        accepted_by_client = tracked.explicit or tracked.partial_accepts
+        if self.client_reports_shows and not tracked.seen:
+            outcome, reason, kept = "unseen", "not-shown", 0
+        elif left_because == "undone":
             outcome, reason, kept = "rejected", "undone", tracked.progress_before_accept
         elif whole and left_because is None:
             kept = tracked.progress
-            if tracked.explicit or tracked.accept_actions:
-                outcome, reason = "accepted", "explicit" if tracked.explicit else "whole"
+            if accepted_by_client or tracked.accept_actions:
+                outcome, reason = "accepted", "explicit" if accepted_by_client else "whole"
             else:
                 outcome, reason = "typed", "typed"
         elif tracked.explicit:
             # The client accepted it; the edit reached us changed (formatting) or not at all.
             outcome, reason, kept = "accepted", "explicit", tracked.progress
-        elif tracked.accept_actions and tracked.progress:
+        elif (tracked.accept_actions or tracked.partial_accepts) and tracked.progress:
             accepted = tracked.text[:tracked.progress]
             first_line = tracked.text.split("\n", 1)[0]
             outcome, kept = "partial", tracked.progress
-            reason = "line" if accepted.endswith("\n") or accepted == first_line else "word"
+            reason = tracked.partial_kind or ("line" if accepted.endswith("\n") or accepted == first_line else "word")
         else:
             outcome, reason, kept = "rejected", left_because or "diverged", tracked.progress
         record = Outcome(id=tracked.id, outcome=outcome, reason=reason, shown_chars=len(tracked.text),
                          accepted_chars=kept, features=tracked.features, shown_at=tracked.shown_wall,
-                         decided_after_s=round(self._clock() - tracked.shown_at, 3))
+                         decided_after_s=round(self._clock() - tracked.shown_at, 3),
+                         seen=tracked.seen if self.client_reports_shows else None)
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         self._sink(record)

@@ -69,9 +69,9 @@ def acceptance_over_time(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     return [{"day": day, **tally} for day, tally in sorted(days.items())]
 
 
-def report(rows: Sequence[dict[str, Any]], model: GatingModel | None) -> dict[str, Any]:
-    """Everything `codeassist stats` shows."""
-    return {"total": _tally(rows), "byLanguage": acceptance_by(rows, lambda r: r["language"]),
+def report(rows: Sequence[dict[str, Any]], model: GatingModel | None, unseen: int = 0) -> dict[str, Any]:
+    """Everything `codeassist stats` shows (`unseen`: suggestions the editor reported it never showed)."""
+    return {"total": _tally(rows), "unseen": unseen, "byLanguage": acceptance_by(rows, lambda r: r["language"]),
             "byMode": acceptance_by(rows, lambda r: r["mode"]), "byConfidence": acceptance_by(rows, confidence_band),
             "byReason": {r: n["shown"] for r, n in acceptance_by(rows, lambda r: f"{r['outcome']}:{r['reason']}").items()},
             "overTime": acceptance_over_time(rows), "thresholds": threshold_tradeoff(rows, model)}
@@ -82,7 +82,8 @@ def render_text(stats: dict[str, Any]) -> str:
     lines = []
     total = stats["total"]
     lines.append(f"{total['shown']} suggestions decided: {total['accepted']} taken whole ({total['rate']:.0%}), "
-                 f"{total['partial']} in part, {total['rejected']} rejected; {total['acceptedChars']} characters taken")
+                 f"{total['partial']} in part, {total['rejected']} rejected; {total['acceptedChars']} characters taken"
+                 + (f" ({stats['unseen']} more the editor never showed: not counted)" if stats.get("unseen") else ""))
     for title, key in (("language", "byLanguage"), ("mode", "byMode"), ("confidence", "byConfidence")):
         lines.append(f"\n{'by ' + title + ':':28} shown  taken   rate  partial  chars")
         for name, tally in stats[key].items():

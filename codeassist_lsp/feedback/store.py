@@ -26,6 +26,7 @@ _COLUMNS = (
     "language TEXT", "mode TEXT", "context_kind TEXT", "snippets INTEGER", "model_id TEXT", "source TEXT",
     "mean_logprob REAL", "min_logprob REAL", "first_logprob REAL", "shown_tokens INTEGER",
     "generated_tokens INTEGER", "finish_reason TEXT", "prompt_hash TEXT",
+    "seen INTEGER",  # 1/0 when the client reports what it shows (VS Code), NULL when it does not
 )
 FEATURE_FIELDS = tuple(field.name for field in attrs.fields(SuggestionFeatures))
 
@@ -69,12 +70,12 @@ class FeedbackStore:
         """Store one outcome; False when this suggestion already has one (never counted twice)."""
         features = outcome.features
         row = (outcome.id, outcome.outcome, outcome.reason, outcome.shown_at, outcome.decided_after_s,
-               outcome.shown_chars, outcome.accepted_chars,
+               outcome.shown_chars, outcome.accepted_chars, outcome.seen,
                *(getattr(features, name) for name in FEATURE_FIELDS))
         with self._lock:
             cursor = self._db.execute(
                 f"INSERT OR IGNORE INTO outcomes (id, outcome, reason, shown_at, decided_after_s, shown_chars, "
-                f"accepted_chars, {', '.join(FEATURE_FIELDS)}) VALUES ({', '.join('?' * len(row))})", row)
+                f"accepted_chars, seen, {', '.join(FEATURE_FIELDS)}) VALUES ({', '.join('?' * len(row))})", row)
             self._since_prune += 1
             if self._since_prune >= PRUNE_EVERY:
                 self._prune_locked()
@@ -93,10 +94,11 @@ class FeedbackStore:
             self._db.execute("DELETE FROM outcomes WHERE rowid NOT IN "
                              "(SELECT rowid FROM outcomes ORDER BY shown_at DESC LIMIT ?)", (self.max_records,))
 
-    def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Stored outcomes, newest first."""
+    def rows(self, limit: int | None = None, *, unseen: bool = False) -> list[dict[str, Any]]:
+        """Stored outcomes, newest first; suggestions the client never showed only with `unseen`."""
+        where = "" if unseen else " WHERE outcome != 'unseen'"
         with self._lock:
-            cursor = self._db.execute("SELECT * FROM outcomes ORDER BY shown_at DESC"
+            cursor = self._db.execute(f"SELECT * FROM outcomes{where} ORDER BY shown_at DESC"
                                       + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, values)) for values in cursor.fetchall()]

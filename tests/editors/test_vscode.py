@@ -14,12 +14,15 @@ from urllib.parse import quote
 
 import pytest
 
+from codeassist_lsp.feedback.store import FILE_NAME, FeedbackStore
+
 from .support import (EDITORS, INSTALL_HINT, SAMPLE_LINE, SAMPLE_PY, advertised_capabilities, require_executable,
                       server_command, tail)
 
 pytestmark = pytest.mark.model
 DRIVER = Path(__file__).with_name("vscode_driver.js")
 EXTENSION = EDITORS / "vscode"
+EXTENSION_ID = "codeassist.codeassist"  # publisher.name in editors/vscode/package.json
 CODE_SERVER_VERSION = "4.99.4"
 
 
@@ -72,7 +75,9 @@ def vscode_run(vsix: Path, editor_home: dict[str, str], tmp_path_factory: pytest
     folder = root / "project"
     folder.mkdir()
     # No trailing space: typing it is what asks for the suggestion.
-    (folder / "sample.py").write_text(SAMPLE_PY.replace(SAMPLE_LINE + "\n", SAMPLE_LINE.rstrip() + "\n"))
+    # A second function: the partial accept (Ctrl+Right) happens in its body.
+    (folder / "sample.py").write_text(SAMPLE_PY.replace(SAMPLE_LINE + "\n", SAMPLE_LINE.rstrip() + "\n")
+                                      + "\n\ndef mul(a, b):\n    return\n")
     user_data, extensions = root / "user-data", root / "extensions"
     log = artifacts / "vscode-server.log"
     for stale in artifacts.glob("vscode-*"):
@@ -93,15 +98,20 @@ def vscode_run(vsix: Path, editor_home: dict[str, str], tmp_path_factory: pytest
         "extensions.autoUpdate": False,
     }))
     base = [code_server, "--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
-    installed = subprocess.run([*base, "--install-extension", str(vsix)], env=editor_home,
+    # The outcomes of this run's suggestions, read back after it (the server stores them as decided).
+    feedback = root / "feedback"
+    editor_env = dict(editor_home, CODEASSIST_FEEDBACK_DIR=str(feedback))
+    installed = subprocess.run([*base, "--install-extension", str(vsix)], env=editor_env,
                                capture_output=True, text=True, timeout=120)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     port = _free_port()
     server_out = (artifacts / "vscode-code-server.log").open("wb")
+    # The extension's show and partial-accept callbacks are a proposed API: VS Code calls them only
+    # for extensions it is told to trust with proposals.
     process = subprocess.Popen(
         [*base, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry",
-         "--disable-update-check", "--disable-workspace-trust", str(folder)],
-        env=editor_home, stdin=subprocess.DEVNULL, stdout=server_out, stderr=subprocess.STDOUT)
+         "--disable-update-check", "--disable-workspace-trust", "--enable-proposed-api", EXTENSION_ID, str(folder)],
+        env=editor_env, stdin=subprocess.DEVNULL, stdout=server_out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/"
         _wait_http(url + "healthz", process, 60)
@@ -130,6 +140,10 @@ def vscode_run(vsix: Path, editor_home: dict[str, str], tmp_path_factory: pytest
     if "error" in report:
         pytest.fail(f"VS Code driver: {report['error']}\nsteps: {report['steps']}\n"
                     f"screenshots in {artifacts}\nserver log:\n{tail(log)}")
+    if (feedback / FILE_NAME).exists():
+        store = FeedbackStore(feedback, max_records=0, retention_days=0)
+        report["outcomes"] = store.rows(unseen=True)
+        store.close()
     return report
 
 
@@ -146,6 +160,33 @@ def test_ghost_text_from_the_model_accepted_with_tab(vscode_run: dict[str, Any])
     assert second_line == SAMPLE_LINE + ghost or second_line.startswith(SAMPLE_LINE + ghost.strip()), (
         ghost, second_line)
     assert vscode_run["lineAfterTab"].rstrip() == second_line.rstrip()
+
+
+def test_tab_accept_is_recorded_as_accepted_and_seen(vscode_run: dict[str, Any]) -> None:
+    # The extension forwards VS Code's show callback: outcomes then say whether the suggestion was on
+    # screen (seen is NULL for clients that never report it), and the one taken with Tab was.
+    outcomes = vscode_run.get("outcomes") or []
+    ghost = vscode_run["ghostText"].strip()
+    taken = [o for o in outcomes if o["outcome"] == "accepted" and o["reason"] == "explicit" and o["seen"] == 1]
+    assert [o for o in taken if o["accepted_chars"] >= len(ghost)], (ghost, outcomes)
+    # Suggestions VS Code never showed are kept apart (outcome unseen), never counted as rejected.
+    assert all(o["seen"] == 0 for o in outcomes if o["outcome"] == "unseen"), outcomes
+
+
+def test_accepting_a_word_is_recorded_as_a_partial_accept(vscode_run: dict[str, Any]) -> None:
+    partial = vscode_run.get("partial") or {}
+    assert "error" not in partial and partial.get("ghostText", "").strip(), partial
+    before, ghost, line = partial["before"], partial["ghostText"], partial["line"].rstrip()
+    assert line.startswith(before.rstrip()) and len(line) > len(before.rstrip()), partial
+    accepted = line[len(before):] if line.startswith(before) else line[len(before.rstrip()):]
+    assert ghost.startswith(accepted), partial
+    outcomes = vscode_run.get("outcomes") or []
+    if accepted == ghost.rstrip():  # a one-word suggestion: the word was all of it
+        assert [o for o in outcomes if o["outcome"] == "accepted" and o["seen"] == 1
+                and o["shown_chars"] == len(ghost)], (partial, outcomes)
+    else:  # the client said "word", even for one character (which edits alone cannot tell from typing)
+        assert [o for o in outcomes if o["outcome"] == "partial" and o["reason"] == "word" and o["seen"] == 1
+                and o["accepted_chars"] == len(accepted)], (partial, outcomes)
 
 
 def test_status_command_reports_stats(vscode_run: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 // Drives VS Code (code-server in headless Chromium) like a person: open the sample file, wait for
 // the extension's status bar item to say the model is ready, type, see the model's ghost text,
-// accept it with Tab, save; then status, toggle, hover, a code action, restart, and a missing
-// server command. Screenshots and a JSON report go to $CODEASSIST_ARTIFACTS.
+// accept it with Tab, save; accept the first word of another suggestion (Ctrl+Right); then status,
+// toggle, hover, a code action, restart, and a missing server command. Screenshots and a JSON
+// report go to $CODEASSIST_ARTIFACTS.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -78,6 +79,7 @@ async function main() {
         await page.waitForTimeout(1000);
         report.savedAfterTab = fs.readFileSync(process.env.CODEASSIST_SAMPLE, 'utf8');
         await shot(page, '3-accepted');
+        report.partial = await acceptWord(page, editor, ghost).catch((error) => ({ error: String(error) }));
 
         step('show status and stats');
         await page.keyboard.press('F1');
@@ -138,6 +140,34 @@ async function lineWithoutGhostText(editor, index) {
             .forEach((decoration) => decoration.remove());
         return copy.textContent.replace(/\u00a0/g, ' ');
     });
+}
+
+/** In `mul`'s body (line 4): ask for a suggestion, accept its next word with Ctrl+Right, save. */
+async function acceptWord(page, editor, ghost) {
+    step('accept the first word of a suggestion (Ctrl+Right)');
+    await editor.locator('.view-line').nth(4).click();
+    await page.keyboard.press('End');
+    const before = await lineWithoutGhostText(editor, 4);
+    let shown = false;
+    for (let attempt = 1; attempt <= 3 && !shown; attempt++) {
+        if (attempt > 1) {
+            await page.keyboard.press('Backspace');
+        }
+        await page.keyboard.type(' ', { delay: 50 });
+        shown = await ghost.first().waitFor({ timeout: 60000 }).then(() => true, () => false);
+    }
+    if (!shown) {
+        return { error: 'no ghost text appeared in mul after 3 attempts' };
+    }
+    const ghostText = await stableGhostText(ghost);
+    await page.keyboard.press('Control+ArrowRight');
+    await page.waitForTimeout(500);
+    const line = await lineWithoutGhostText(editor, 4);
+    await shot(page, '3b-accepted-word');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+S');
+    await page.waitForTimeout(500);
+    return { before: before.replace(/\s+$/, '') + ' ', ghostText, line };
 }
 
 /** Run a command from the palette by its title. */

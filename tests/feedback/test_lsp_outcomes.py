@@ -18,7 +18,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from codeassist_lsp.feedback.store import FeedbackStore
-from codeassist_lsp.features.inline_completion import ACCEPTED_COMMAND
+from codeassist_lsp.features.inline_completion import ACCEPTED_COMMAND, DID_PARTIALLY_ACCEPT, DID_SHOW
 from tests.lsp.helpers import (
     SERVER_COMMAND, end_position, initialize, inline_params, open_document, status, wait_for_model,
 )
@@ -224,3 +224,37 @@ async def test_the_acceptance_threshold_withholds_suggestions(client: LanguageCl
     assert (await status(client))["feedback"]["withheldByGating"] >= 1
     threshold(0.0)  # show all
     assert await Editor(client, "ungated", SOURCE.replace("config_path", "rc_path")).ghost_text() is not None
+
+
+# -- VS Code's explicit signals (the extension forwards its provider's show and partial-accept callbacks).
+# Last in this module: after the first show report the server treats every suggestion not reported as
+# unseen, as it should for a client that reports them all.
+
+
+async def test_a_word_accept_reported_by_the_client(client: LanguageClient) -> None:
+    editor = Editor(client, "vscode_word")
+    sid, text = await shown(editor)
+    client.protocol.notify(DID_SHOW, {"id": sid})
+    editor.type(text[0])  # accept word took one character: from the edit alone, typing
+    client.protocol.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "kind": "word", "acceptedLength": 1})
+    await editor.move_cursor(0)
+    outcome = await outcome_of(client, sid)
+    assert (outcome["outcome"], outcome["reason"], outcome["acceptedChars"], outcome["seen"]) == (
+        "partial", "word", 1, True)
+
+
+async def test_a_suggestion_the_client_never_showed_is_unseen(client: LanguageClient) -> None:
+    editor = Editor(client, "vscode_unseen")
+    sid, text = await shown(editor)
+    editor.type("~" if text[0] != "~" else "!")  # typed on before the ghost text came up
+    outcome = await outcome_of(client, sid)
+    assert (outcome["outcome"], outcome["reason"], outcome["seen"]) == ("unseen", "not-shown", False)
+    assert sid not in {row["id"] for row in FeedbackStore(FEEDBACK_DIR["path"]).rows()}  # counted nowhere
+
+
+async def test_malformed_reports_are_ignored(client: LanguageClient) -> None:
+    for params in ({}, {"id": 5}, {"id": "no-such-suggestion", "kind": 3}, None):
+        client.protocol.notify(DID_SHOW, params)
+        client.protocol.notify(DID_PARTIALLY_ACCEPT, params)
+    report = await status(client)
+    assert report["model"]["state"] == "ready"

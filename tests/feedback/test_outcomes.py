@@ -181,3 +181,54 @@ def test_typing_a_one_character_suggestion_and_going_on(tracker: OutcomeTracker,
     show(tracker, "1")
     tracker.changed("a.py", with_inserted("1)"))
     assert [(o.outcome, o.accepted_chars) for o in decided] == [("typed", 1)]
+
+
+# -- what VS Code's extension adds: show and partial-accept reports --------------------------------
+
+
+def test_a_partial_accept_the_client_reports_counts_even_for_one_character(tracker: OutcomeTracker,
+                                                                         decided: list[Outcome]) -> None:
+    sid = show(tracker, "x or y")
+    assert tracker.shown_by_client(sid)
+    tracker.changed("a.py", with_inserted("x"))  # one character: edits alone cannot tell it from typing
+    assert tracker.partially_accepted(sid, "word")
+    tracker.changed("a.py", with_inserted("x)"))
+    assert [(o.id, o.outcome, o.reason, o.accepted_chars, o.seen) for o in decided] == [
+        (sid, "partial", "word", 1, True)]
+
+
+def test_without_the_report_one_character_is_typing(tracker: OutcomeTracker, decided: list[Outcome]) -> None:
+    show(tracker, "x or y")
+    tracker.changed("a.py", with_inserted("x"))
+    tracker.changed("a.py", with_inserted("x)"))
+    assert [(o.outcome, o.seen) for o in decided] == [("rejected", None)]  # seen: the client never says
+
+
+def test_partial_accepts_all_the_way_are_an_accept(tracker: OutcomeTracker, decided: list[Outcome]) -> None:
+    sid = show(tracker, "x or y")
+    tracker.shown_by_client(sid)
+    for end, kind in ((1, "word"), (4, "word"), (6, "word")):
+        tracker.changed("a.py", with_inserted("x or y"[:end]))
+        tracker.partially_accepted(sid, kind)
+    tracker.close()
+    assert [(o.outcome, o.reason, o.accepted_chars) for o in decided] == [("accepted", "explicit", 6)]
+
+
+def test_a_suggestion_the_client_never_showed_is_unseen(tracker: OutcomeTracker, decided: list[Outcome]) -> None:
+    first = show(tracker)
+    tracker.shown_by_client(first)
+    tracker.changed("a.py", with_inserted("m"))  # typed-ahead: still the same suggestion, seen
+    second = show(tracker, "ax", inserted="m")  # a new answer, typed past before the editor showed it
+    tracker.changed("a.py", with_inserted("my"))
+    assert [(o.id, o.outcome, o.reason, o.seen) for o in decided] == [
+        (first, "rejected", "replaced", True), (second, "unseen", "not-shown", False)]
+
+
+def test_reports_about_unknown_or_decided_suggestions_change_nothing(tracker: OutcomeTracker,
+                                                                   decided: list[Outcome]) -> None:
+    sid = show(tracker)
+    tracker.shown_by_client(sid)
+    tracker.closed("a.py")
+    assert not tracker.shown_by_client(sid) and not tracker.partially_accepted(sid, "word")
+    assert not tracker.partially_accepted("no-such-id", "line")
+    assert [(o.id, o.outcome) for o in decided] == [(sid, "rejected")]

@@ -17,6 +17,7 @@ import {
     WorkDoneProgressCancelNotification,
     WorkDoneProgressCreateRequest,
 } from 'vscode-languageclient/node';
+import { InlineSuggestions } from './inline';
 import { SECTION, ServerLaunch, serverLaunch, serverSettings } from './settings';
 import { StatusItem } from './status';
 
@@ -113,6 +114,9 @@ export class ServerManager implements vscode.Disposable {
             traceOutputChannel: this.traceOutput,
             // Changes are pushed by `pushSettings` (only the server's keys: it rejects unknown ones).
             synchronize: {},
+            // Inline suggestions come from our own provider (inline.ts), which also reports shows and
+            // partial accepts; the client's provider, registered for the same capability, stays silent.
+            middleware: { provideInlineCompletionItems: () => undefined },
         };
         const client = new LanguageClient(SECTION, 'codeassist', serverOptions, clientOptions);
         this.client = client;
@@ -144,6 +148,8 @@ export class ServerManager implements vscode.Disposable {
             });
             return;
         }
+        this.clientDisposables.push(
+            vscode.languages.registerInlineCompletionItemProvider(DOCUMENT_SELECTOR, new InlineSuggestions(client)));
         this.watchServer(client);
         await this.refreshStatus();
     }
