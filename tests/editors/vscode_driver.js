@@ -142,12 +142,12 @@ async function lineWithoutGhostText(editor, index) {
     });
 }
 
-/** In `mul`'s body (line 4): ask for a suggestion, accept its next word with Ctrl+Right, save. */
+/** In `mul`'s body (line 5): ask for a suggestion, accept its next word with Ctrl+Right, save. */
 async function acceptWord(page, editor, ghost) {
     step('accept the first word of a suggestion (Ctrl+Right)');
-    await editor.locator('.view-line').nth(4).click();
+    await editor.locator('.view-line').nth(5).click();
     await page.keyboard.press('End');
-    const before = await lineWithoutGhostText(editor, 4);
+    const before = await lineWithoutGhostText(editor, 5);
     let shown = false;
     for (let attempt = 1; attempt <= 3 && !shown; attempt++) {
         if (attempt > 1) {
@@ -162,7 +162,7 @@ async function acceptWord(page, editor, ghost) {
     const ghostText = await stableGhostText(ghost);
     await page.keyboard.press('Control+ArrowRight');
     await page.waitForTimeout(500);
-    const line = await lineWithoutGhostText(editor, 4);
+    const line = await lineWithoutGhostText(editor, 5);
     await shot(page, '3b-accepted-word');
     await page.keyboard.press('Escape');
     await page.keyboard.press('Control+S');
