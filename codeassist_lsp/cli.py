@@ -68,16 +68,8 @@ def _tcp_address(args: argparse.Namespace) -> tuple[str, int] | str:
     return host, int(port)
 
 
-# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
-# server's threads (LSP loop, model loop between llama.cpp calls, context and verification work)
-# take turns on every keystroke; at 5 ms a short step on the way to the answer (gating: ~0.1 ms of
-# work) could wait 5 ms for a busy thread to be told to let go.
-SWITCH_INTERVAL_S = 0.0005
-
-
 def _serve(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)  # before the preload thread, which saves and restores it
     address = _tcp_address(args) if args.tcp else None
     if isinstance(address, str):
         print(f"codeassist-lsp: {address}", file=sys.stderr)
