@@ -106,6 +106,8 @@ class _Tracked:
     explicit: bool = False
     progress_before_accept: int = 0
     """Progress before the change that completed it (an undo goes back to at most this)."""
+    completed_by_accept: bool = False
+    """The change that completed it was an accept (so it can be undone), not a typed character."""
     whole_at: float = 0.0
     seen: bool = False
     """The client reported it on screen (or acted on it)."""
@@ -188,8 +190,8 @@ class OutcomeTracker:
         settling = self._settling.get(path)
         if settling is not None:
             inserted = settling.inserted(document)
-            if inserted is not None and len(inserted) <= settling.progress_before_accept \
-                    and settling.text.startswith(inserted):
+            if (settling.completed_by_accept or settling.explicit) and inserted is not None \
+                    and len(inserted) <= settling.progress_before_accept and settling.text.startswith(inserted):
                 self._decide(settling, "undone")
             else:
                 self._decide(settling, None)  # the user went on after accepting: it stays accepted
@@ -224,7 +226,12 @@ class OutcomeTracker:
         if tracked.progress == len(tracked.text) and tracked.text:
             tracked.whole_at = now
             del self._open[path]
-            if tracked.accept_actions and grown > 0 and _is_accept_action(inserted[tracked.progress_before_accept:]):
+            tracked.completed_by_accept = grown > 0 and _is_accept_action(inserted[tracked.progress_before_accept:])
+            # A client that reports what it shows (VS Code) runs the item's accept command after inserting
+            # it: a suggestion completed by one character (a one-character suggestion accepted, or typed)
+            # waits for that command until the next change.
+            awaits_command = self.client_reports_shows and grown == 1
+            if (tracked.accept_actions and tracked.completed_by_accept) or awaits_command:
                 self._settling[path] = tracked  # an accept can be undone: decided after the undo window
             else:
                 self._decide(tracked, None)

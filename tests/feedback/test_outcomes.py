@@ -232,3 +232,23 @@ def test_reports_about_unknown_or_decided_suggestions_change_nothing(tracker: Ou
     assert not tracker.shown_by_client(sid) and not tracker.partially_accepted(sid, "word")
     assert not tracker.partially_accepted("no-such-id", "line")
     assert [(o.id, o.outcome) for o in decided] == [(sid, "rejected")]
+
+
+def test_a_one_character_suggestion_accepted_in_vs_code(tracker: OutcomeTracker, decided: list[Outcome]) -> None:
+    # VS Code inserts the item, then runs its accept command: one character looks typed until then.
+    sid = show(tracker, "a")
+    tracker.shown_by_client(sid)
+    tracker.changed("a.py", with_inserted("a"))
+    assert decided == [] and tracker.accepted_explicitly(sid)
+    tracker.changed("a.py", with_inserted("a\n"))
+    assert [(o.id, o.outcome, o.reason, o.accepted_chars) for o in decided] == [(sid, "accepted", "explicit", 1)]
+
+
+def test_typing_through_in_vs_code_then_deleting_is_still_typed(tracker: OutcomeTracker,
+                                                                decided: list[Outcome]) -> None:
+    sid = show(tracker, "ab")
+    tracker.shown_by_client(sid)
+    tracker.changed("a.py", with_inserted("a"))
+    tracker.changed("a.py", with_inserted("ab"))  # no command follows: the user typed it
+    tracker.changed("a.py", with_inserted("a"))  # a backspace is not an undo of an accept
+    assert [(o.id, o.outcome, o.accepted_chars) for o in decided] == [(sid, "typed", 2)]

@@ -82,7 +82,9 @@ async def test_invalid_settings_are_reported_once_and_defaults_used() -> None:
 
 @pytest.mark.model
 async def test_utf8_position_encoding_when_offered() -> None:
-    async with running_server({}, capabilities(encodings=["utf-8", "utf-16"])) as (client, result):
+    # A suggestion is needed here whatever the machine's speed (answerWithinMs) or the gate's verdict.
+    settings = {"completion": {"answerWithinMs": 0, "acceptanceThreshold": 0}}
+    async with running_server(settings, capabilities(encodings=["utf-8", "utf-16"])) as (client, result):
         assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf8
         await wait_for_model(client)
         uri = "file:///tmp/codeassist-tests/utf8.py"
