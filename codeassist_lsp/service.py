@@ -183,7 +183,11 @@ class CompletionService:
         return backend
 
     def close(self) -> None:
-        """Stop the model thread and free the model."""
+        """Stop the model thread and free the model (its measured speeds are recorded first)."""
+        from codeassist_lsp.engine.tiers import remember_speed
+
+        for backend in {id(b): b for b in (self.worker.backend, self.worker.quality) if b is not None}.values():
+            remember_speed(backend)
         self.worker.close()
         if self._cache is not None:
             self._cache.close()

@@ -55,3 +55,34 @@ def test_actions_model_settings_parse_and_an_empty_list_means_no_settings() -> N
     settings = parse_settings({"actions": {"model": {"name": "qwen2.5-coder-1.5b", "gpuLayers": 0}}})
     assert settings.actions.model.name == "qwen2.5-coder-1.5b" and settings.actions.model.gpu_layers == 0
     assert parse_settings([]) == Settings()  # Neovim sends an empty Lua table as []
+
+
+@pytest.mark.model
+def test_a_slow_recorded_speed_gives_way_to_this_sessions_and_is_written_back(
+        model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A first probe on a busy machine recorded 5 s per token: the first real measurement replaces it
+    # (a moving average would drag it along for many requests), and remember_speed (run when the
+    # service closes) records it for the next session.
+    import json
+
+    from codeassist_lsp.config import ModelSettings
+    from codeassist_lsp.engine.base import CancelFlag, GenerationRequest
+    from codeassist_lsp.engine.llama import LlamaBackend
+
+    monkeypatch.setenv("CODEASSIST_CACHE_DIR", str(tmp_path))
+    settings = ModelSettings()
+    backend = LlamaBackend(model_path, settings)
+    try:
+        key = tiers._record_key(backend.model_id, settings, backend.gpu_layers)
+        record = tmp_path / "exactness-probes.json"
+        record.write_text(json.dumps({f"{key}|exact batch": 7, f"{key}|speed": {"prompt_ms": 50.0, "decode_ms": 5000.0}}))
+        assert tiers.probe_exactness(backend, settings) and backend.decode_ms_per_token == 5000.0
+        prompt = tuple(backend.tokenize("1, 2, 3, 4, 5, 6, 7, 8, 9,", add_bos=True))
+        result = backend.run(GenerationRequest(prompt_tokens=prompt, max_tokens=12), CancelFlag())
+        assert result.generated_tokens >= 5, result
+        assert backend.decode_ms_per_token is not None and backend.decode_ms_per_token < 1000
+        tiers.remember_speed(backend)
+        written = json.loads(record.read_text())[f"{key}|speed"]["decode_ms"]
+        assert written == backend.decode_ms_per_token
+    finally:
+        backend.close()

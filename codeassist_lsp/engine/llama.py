@@ -395,6 +395,10 @@ class LlamaBackend:
         # what tier choices and time estimates are based on.
         self.prompt_ms_per_token: float | None = None
         self.decode_ms_per_token: float | None = None
+        self.measured_phases: set[str] = set()
+        """Phases (prompt, decode) this session measured; until then a speed is an earlier session's record."""
+        self.speed_record_key = ""
+        """Where tiers.py records this model's speeds (set by its probe)."""
         self.load_ms = (time.perf_counter() - started) * 1000
         self._log_offload(path.name, effective_threads(settings))
 
@@ -854,7 +858,10 @@ class LlamaBackend:
             return
         attribute = f"{phase}_ms_per_token"
         sample = elapsed_ms / tokens
-        current = getattr(self, attribute)
+        # An earlier session's record only seeds estimates: the first measurement replaces it (one
+        # taken on a busy machine must not outweigh this session's for long).
+        current = getattr(self, attribute) if phase in self.measured_phases else None
+        self.measured_phases.add(phase)
         setattr(self, attribute, sample if current is None else 0.8 * current + 0.2 * sample)
 
     def _generate(self, request: GenerationRequest, cancel: CancelFlag, result: GenerationResult,

@@ -72,6 +72,19 @@ def _write_record(key: str, value: Any) -> None:
         log.warning("could not record the model probe: %s", error)
 
 
+def remember_speed(backend: object) -> None:
+    """Record the speeds this session measured for a model (the next session's estimates start there).
+
+    The first record comes from the first probe, which may run on a busy machine; without this it
+    would set every later session's hover estimates and tier choice.
+    """
+    key = getattr(backend, "speed_record_key", "")
+    if not key or "decode" not in getattr(backend, "measured_phases", ()):
+        return
+    _write_record(key + "|speed", {"prompt_ms": getattr(backend, "prompt_ms_per_token", None),
+                                   "decode_ms": getattr(backend, "decode_ms_per_token", None)})
+
+
 def recorded_decode_ms(path: Path, settings: ModelSettings) -> float | None:
     """The decode speed (ms per token) measured for this model file, build and threads, if any (CPU)."""
     model_id = f"{path.name}:{path.stat().st_size}"
@@ -264,6 +277,7 @@ def _load_settings(model: ModelSettings) -> tuple[object, ...]:
 def probe_exactness(backend: LlamaBackend, model: ModelSettings, cancel: CancelFlag | None = None) -> bool:
     """The speculation exactness probe, once per model and build (recorded); False when cancelled."""
     key = _record_key(backend.model_id, model, backend.gpu_layers)
+    backend.speed_record_key = key
     known = _read_records()
     if isinstance(known.get(key + "|exact batch"), int) and known[key + "|exact batch"] >= 1:
         backend.set_exact_batch_limit(known[key + "|exact batch"])

@@ -53,7 +53,7 @@ FAKE = {"engine": "fake", "completion": {"prewarm": False}, "actions": {"hoverDe
 # hoverBudgetMs: these tests are about the model's answers, not about how fast a busy machine gives them.
 REAL = {"completion": {"prewarm": False},
         "actions": {"bestOfN": 2, "maxTokens": 64, "explainMaxTokens": 48, "hoverMaxTokens": 32, "hoverDebounceMs": 10,
-                    "hoverBudgetMs": 60000}}
+                    "hoverBudgetMs": 600000}}
 
 
 async def actions_at(client: LanguageClient, uri: str, start: int, end: int | None = None,
