@@ -304,8 +304,9 @@ def _stats(args: argparse.Namespace) -> int:
     recorder = FeedbackRecorder(None)
     recorder.store = store
     model = recorder.refit() or recorder.model  # the model gating would use now
-    rows = store.rows()
-    stats = report(rows, model, unseen=len(store.rows(unseen=True)) - len(rows))
+    every = store.rows(unseen=True)
+    rows = [row for row in every if row["outcome"] != "unseen"]
+    stats = report(rows, model, unseen=len(every) - len(rows))
     store.close()
     if args.json:
         print(json.dumps(stats, indent=2))

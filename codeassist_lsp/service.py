@@ -186,7 +186,7 @@ class CompletionService:
         """Stop the model thread and free the model (its measured speeds are recorded first)."""
         from codeassist_lsp.engine.tiers import remember_speed
 
-        for backend in {id(b): b for b in (self.worker.backend, self.worker.quality) if b is not None}.values():
+        for backend in {self.worker.backend, self.worker.quality} - {None}:  # one model may serve both tiers
             remember_speed(backend)
         self.worker.close()
         if self._cache is not None:

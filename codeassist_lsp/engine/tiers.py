@@ -290,7 +290,5 @@ def probe_exactness(backend: LlamaBackend, model: ModelSettings, cancel: CancelF
     if cancel is not None and cancel.is_set:
         return False
     _write_record(key + "|exact batch", limit)
-    if backend.decode_ms_per_token is not None:
-        _write_record(key + "|speed", {"prompt_ms": backend.prompt_ms_per_token,
-                                       "decode_ms": backend.decode_ms_per_token})
+    remember_speed(backend)  # what the probe's decodes measured
     return True

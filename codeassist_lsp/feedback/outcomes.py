@@ -66,7 +66,7 @@ class Outcome:
 
     id: str
     outcome: str
-    """accepted, typed, partial or rejected."""
+    """accepted, typed, partial, rejected or unseen."""
     reason: str
     """How: whole, explicit, word, line, typed, diverged, moved, replaced, closed, timeout, undone, not-shown."""
     shown_chars: int
@@ -111,8 +111,8 @@ class _Tracked:
     whole_at: float = 0.0
     seen: bool = False
     """The client reported it on screen (or acted on it)."""
-    partial_accepts: int = 0
-    """Partial accepts the client reported (VS Code's accept word / accept line)."""
+    accepted_in_part: bool = False
+    """The client reported a partial accept (VS Code's accept word / accept line)."""
     partial_kind: str = ""
     """What the client's last partial accept took: word or line ('' when it did not say)."""
 
@@ -231,7 +231,7 @@ class OutcomeTracker:
             # it: a suggestion completed by one character (a one-character suggestion accepted, or typed)
             # waits for that command until the next change.
             awaits_command = self.client_reports_shows and grown == 1
-            if (tracked.accept_actions and tracked.completed_by_accept) or awaits_command:
+            if tracked.completed_by_accept or awaits_command:
                 self._settling[path] = tracked  # an accept can be undone: decided after the undo window
             else:
                 self._decide(tracked, None)
@@ -273,7 +273,7 @@ class OutcomeTracker:
         if tracked is None:
             return False
         tracked.seen = True
-        tracked.partial_accepts += 1
+        tracked.accepted_in_part = True
         tracked.partial_kind = kind if kind in ("word", "line") else tracked.partial_kind
         return True
 
@@ -327,7 +327,7 @@ class OutcomeTracker:
         if self._by_id.pop(tracked.id, None) is None:
             return  # decided already: one outcome per suggestion
         whole = tracked.progress == len(tracked.text) and bool(tracked.text)
-        accepted_by_client = tracked.explicit or tracked.partial_accepts
+        accepted_by_client = tracked.explicit or tracked.accepted_in_part
         if self.client_reports_shows and not tracked.seen:
             outcome, reason, kept = "unseen", "not-shown", 0
         elif left_because == "undone":
@@ -341,7 +341,7 @@ class OutcomeTracker:
         elif tracked.explicit:
             # The client accepted it; the edit reached us changed (formatting) or not at all.
             outcome, reason, kept = "accepted", "explicit", tracked.progress
-        elif (tracked.accept_actions or tracked.partial_accepts) and tracked.progress:
+        elif (tracked.accept_actions or tracked.accepted_in_part) and tracked.progress:
             accepted = tracked.text[:tracked.progress]
             first_line = tracked.text.split("\n", 1)[0]
             outcome, kept = "partial", tracked.progress
