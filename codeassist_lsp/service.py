@@ -98,6 +98,8 @@ class PreparedCompletion:
     """Spaces before the cursor left off the prompt; the model's first token starts with them (token healing)."""
     window_start: int = 0
     """Where the prompt's window of the document starts."""
+    job: Job | None = None
+    """The model's job for this request (submit); `finish` tells it the answer has been handled."""
 
 
 @attrs.frozen
@@ -354,7 +356,8 @@ class CompletionService:
         """Hand the prepared request to the model thread (None when gating said no)."""
         if prepared.request is None or prepared.cached is not None or prepared.typed_ahead is not None:
             return None
-        return self.worker.submit(prepared.request)
+        prepared.job = self.worker.submit(prepared.request)
+        return prepared.job
 
     def _shaped_and_verified(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
         """The model's text cut to the gate's shape, then verified (text '' when nothing may be shown)."""
@@ -377,6 +380,13 @@ class CompletionService:
 
     def finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
         """Shape the model's text and verify it; what fails verification is never shown."""
+        try:
+            return self._finish(prepared, result)
+        finally:
+            if prepared.job is not None:  # the model thread waits for this before it takes the cores back
+                prepared.job.answer_taken()
+
+    def _finish(self, prepared: PreparedCompletion, result: GenerationResult | None) -> Suggestion:
         started = time.perf_counter()
         if prepared.typed_ahead is not None:
             return self._typed_ahead_suggestion(prepared)
@@ -432,6 +442,8 @@ class CompletionService:
         self.wait_until_loaded()
         prepared = self.prepare(text, offset, path=path, language_id=language_id, refresh_context=True)
         job = self.submit(prepared)
+        if job is not None:
+            job.answer_taken()  # this caller waits for the whole answer, not an early part
         result = job.final.result() if job is not None else None  # the whole answer, not a budget's part
         return self.finish(prepared, result)
 

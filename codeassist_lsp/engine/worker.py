@@ -30,6 +30,12 @@ PRIORITY = {"completion": 0, "prewarm": 1, "generation": 2, "background": 3}
 # Kinds that a completion stops and re-runs afterwards (rather than drops).
 PREEMPTIBLE = ("generation", "background")
 
+# After a completion's answer (early or whole) the model thread waits, at most this long, until the
+# event loop has shaped, verified and gated it before it decodes again (the rest, or the next job).
+# On a 2-core machine the decode threads would otherwise take both cores and preempt the loop
+# mid-answer: a 2-5 ms stall in about 1 answer of 10 in the pause replay.
+HANDOFF_WAIT_S = 0.05
+
 # Work run on the model thread that is not a generation: fn(backend, cancel) -> result.
 BackgroundTask = Callable[[DecodeBackend, CancelFlag], object]
 
@@ -51,10 +57,17 @@ class Job:
         self.preemptions = 0
         # What a preempted generation had written: it resumes after it instead of starting over.
         self.done_part: GenerationResult | None = None
+        # Set when the caller has handled the answer: the model thread may take the cores again.
+        self.answer_handled = threading.Event()
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop this job at its next token (or before it starts)."""
         self.cancel_flag.cancel(reason)
+        self.answer_handled.set()  # nobody handles an answer the model thread should wait for
+
+    def answer_taken(self) -> None:
+        """The caller has handled the answer (or will not): the model thread may decode again."""
+        self.answer_handled.set()
 
     def fail(self, error: BaseException) -> None:
         """Resolve the futures with an error unless the caller already gave up on them."""
@@ -150,6 +163,8 @@ class ModelWorker:
         self._running: Job | None = None
         # Jobs an inference server works on (their own threads; never preempted by local work).
         self._remote_running: set[Job] = set()
+        # A completion whose answer the caller is handling: the model thread waits for it (_hand_over).
+        self._held: Job | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="codeassist-model", daemon=True)
         self._thread.start()
@@ -180,6 +195,8 @@ class ModelWorker:
                 return job
             running = self._running
             if request.kind == "completion":
+                if self._held is not None:
+                    self._held.answer_taken()
                 self._supersede_locked(("completion", "prewarm"))
                 self._preempt_locked(running)
             elif request.kind == "generation" and running is not None and running.request.kind == "background":
@@ -282,6 +299,7 @@ class ModelWorker:
 
     def _execute(self, job: Job) -> None:
         """Run one job to its end (or its preemption) on the calling thread."""
+        answered = False
         try:
             backend = self.backend_for(job.request.tier)
             if backend is None:
@@ -301,6 +319,7 @@ class ModelWorker:
             def early(partial: GenerationResult, job: Job = job) -> None:
                 partial.queue_ms = queue_ms
                 job.deliver_early(partial)
+                self._hand_over(job, backend)
                 self._yield_to_waiting_action(job)
 
             request = _remaining(job)
@@ -318,6 +337,7 @@ class ModelWorker:
                     return
                 raise Cancelled(job.cancel_flag.reason or "cancelled")
             job.finish(result)
+            answered = True
         except BaseException as error:
             job.fail(error)
         finally:
@@ -325,6 +345,21 @@ class ModelWorker:
                 if self._running is job:
                     self._running = None
                 self._remote_running.discard(job)
+        if answered:
+            self._hand_over(job, backend)
+
+    def _hand_over(self, job: Job, backend: DecodeBackend | None) -> None:
+        """Decode nothing more until the caller has handled a completion's answer (a bounded wait).
+
+        A newer completion ends the wait at once (submit): no keystroke waits for an older answer.
+        """
+        if job.request.kind != "completion" or backend is None or _is_remote(backend):
+            return
+        with self._lock:
+            self._held = job
+        job.answer_handled.wait(HANDOFF_WAIT_S)
+        with self._lock:
+            self._held = None
 
     def _load_quality(self) -> None:
         """Load the quality tier (on this thread, once, when it first has nothing else to do)."""

@@ -70,58 +70,63 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
     if not _inside(text, document.lines, position):
         return None
     offset = offset_in(document, position)
+    job: Job | None = None
     try:
-        prepared = service.prepare(text, offset, path=document.path, language_id=document.language_id)
-        job = service.submit(prepared)
-        result = None
-        if job is not None:
-            answer = asyncio.wrap_future(job.future)
-            answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved if abandoned
-            try:
-                limit = options.answer_within_ms / 1000 if options.answer_within_ms > 0 else None
-                result = await asyncio.wait_for(asyncio.shield(answer), limit)
-            except asyncio.CancelledError:
-                job.cancel("client cancelled the request")
-                server.stats["cancelled"] += 1
-                raise
-            except TimeoutError:
-                # Answer now rather than late; the job goes on (a newer key supersedes it as usual) and
-                # its evaluated prompt and answer serve the next request.
-                server.stats["over_limit"] = server.stats.get("over_limit", 0) + 1
-                _when_whole(server, job, prepared)
-                return None
-            if result.finish_reason == "budget":
-                _when_whole(server, job, prepared)
-    except Cancelled:
-        server.stats["cancelled"] += 1
-        return None
-    except CodeassistError as error:
-        server.report_error(error)
-        return None
-    current = open_document(server, uri)
-    if current is None or current.version != version:  # edited or closed meanwhile
-        server.stats["stale"] += 1
-        return None
-    # Where each answer came from (benchmarks tell model work from typed-ahead and cache hits by it).
-    source = ("typed-ahead" if prepared.typed_ahead is not None else "cache" if prepared.cached is not None
-              else "gated" if result is None else "model")
-    record: dict[str, object] = {"version": version, "source": source}
-    if prepared.cached is not None:
-        record["tier"] = prepared.cache_tier
-    if result is not None and result.server_ms:
-        record["server_ms"] = round(result.server_ms, 2)
-    if result is not None:
-        record.update(prompt_tokens=result.prompt_tokens, reused_tokens=result.reused_tokens,
-                      evaluated_tokens=result.evaluated_tokens, generated_tokens=result.generated_tokens,
-                      queue_ms=round(result.queue_ms, 2), prompt_ms=round(result.prompt_ms, 2),
-                      generate_ms=round(result.generate_ms, 2), finish=result.finish_reason)
-    server.recent_requests.append(record)  # type: ignore[arg-type]
-    suggestion = service.finish(prepared, result)
-    if "gate_us" in suggestion.timings:  # what acceptance gating cost this answer, and its verdict
-        # Gating judges shown text only, so text emptied after it was withheld by it.
-        record.update(gate_us=suggestion.timings["gate_us"], gate_cpu_us=suggestion.timings["gate_cpu_us"],
-                      withheld=not suggestion.text)
-    server.stats["shown" if suggestion.text else "empty"] += 1
-    log.debug("suggestion at %s:%d:%d (%s) %r %s", uri, position.line, position.character,
-              suggestion.mode, suggestion.text, suggestion.timings)
-    return suggestion
+        try:
+            prepared = service.prepare(text, offset, path=document.path, language_id=document.language_id)
+            job = service.submit(prepared)
+            result = None
+            if job is not None:
+                answer = asyncio.wrap_future(job.future)
+                answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved if abandoned
+                try:
+                    limit = options.answer_within_ms / 1000 if options.answer_within_ms > 0 else None
+                    result = await asyncio.wait_for(asyncio.shield(answer), limit)
+                except asyncio.CancelledError:
+                    job.cancel("client cancelled the request")
+                    server.stats["cancelled"] += 1
+                    raise
+                except TimeoutError:
+                    # Answer now rather than late; the job goes on (a newer key supersedes it as usual) and
+                    # its evaluated prompt and answer serve the next request.
+                    server.stats["over_limit"] = server.stats.get("over_limit", 0) + 1
+                    _when_whole(server, job, prepared)
+                    return None
+                if result.finish_reason == "budget":
+                    _when_whole(server, job, prepared)
+        except Cancelled:
+            server.stats["cancelled"] += 1
+            return None
+        except CodeassistError as error:
+            server.report_error(error)
+            return None
+        current = open_document(server, uri)
+        if current is None or current.version != version:  # edited or closed meanwhile
+            server.stats["stale"] += 1
+            return None
+        # Where each answer came from (benchmarks tell model work from typed-ahead and cache hits by it).
+        source = ("typed-ahead" if prepared.typed_ahead is not None else "cache" if prepared.cached is not None
+                  else "gated" if result is None else "model")
+        record: dict[str, object] = {"version": version, "source": source}
+        if prepared.cached is not None:
+            record["tier"] = prepared.cache_tier
+        if result is not None and result.server_ms:
+            record["server_ms"] = round(result.server_ms, 2)
+        if result is not None:
+            record.update(prompt_tokens=result.prompt_tokens, reused_tokens=result.reused_tokens,
+                          evaluated_tokens=result.evaluated_tokens, generated_tokens=result.generated_tokens,
+                          queue_ms=round(result.queue_ms, 2), prompt_ms=round(result.prompt_ms, 2),
+                          generate_ms=round(result.generate_ms, 2), finish=result.finish_reason)
+        server.recent_requests.append(record)  # type: ignore[arg-type]
+        suggestion = service.finish(prepared, result)
+        if "gate_us" in suggestion.timings:  # what acceptance gating cost this answer, and its verdict
+            # Gating judges shown text only, so text emptied after it was withheld by it.
+            record.update(gate_us=suggestion.timings["gate_us"], gate_cpu_us=suggestion.timings["gate_cpu_us"],
+                          withheld=not suggestion.text)
+        server.stats["shown" if suggestion.text else "empty"] += 1
+        log.debug("suggestion at %s:%d:%d (%s) %r %s", uri, position.line, position.character,
+                  suggestion.mode, suggestion.text, suggestion.timings)
+        return suggestion
+    finally:
+        if job is not None:  # the model thread waits for this before it generates the rest
+            job.answer_taken()

@@ -92,3 +92,59 @@ def test_a_line_shows_at_once_up_to_the_first_guess_and_the_rest_is_generated_on
         assert unhurried == [] and same.text == whole.text  # off: no early part, the same suggestion
     finally:
         backend.close()
+
+
+def test_the_model_thread_decodes_nothing_until_the_caller_has_handled_an_answer(model_path: Path,
+                                                                                 monkeypatch) -> None:
+    """While the event loop shapes, verifies and gates an answer, the model thread leaves the cores to it."""
+    import time
+
+    from codeassist_lsp.config import parse_settings
+    from codeassist_lsp.engine import worker
+    from codeassist_lsp.errors import Cancelled
+
+    monkeypatch.setattr(worker, "HANDOFF_WAIT_S", 600.0)  # only the caller (or a cancel) lets it go on
+    settings: Settings = parse_settings({"model": {"path": str(model_path)}, "cache": {"enabled": False},
+                                         "completion": {"debounceMs": 0, "blockBudgetMs": 1, "lineBudgetMs": 0,
+                                                        "maxBlockLines": 3, "acceptanceThreshold": 0}})
+    service = CompletionService(settings)
+    try:
+        service.wait_until_loaded()
+
+        def answer(source: str, path: str):
+            prepared = service.prepare(source, len(source), path=path, language_id="python")
+            job = service.submit(prepared)
+            assert job is not None
+            return prepared, job, job.future.result(120)
+
+        # How long the rest of a block takes when nothing holds it (complete() takes the whole answer).
+        started = time.monotonic()
+        service.complete(SOURCE, len(SOURCE), path="unheld.py", language_id="python")
+        hold_s = max(1.0, 3 * (time.monotonic() - started))
+
+        # An early answer: its rest waits until finish() has handled the early part.
+        prepared, job, early = answer(SOURCE, "held.py")
+        assert early.finish_reason == "budget", early
+        time.sleep(hold_s)
+        assert not job.final.done(), "the rest was generated while the caller still handled the early answer"
+        service.finish(prepared, early)
+        whole = job.final.result(120)
+        assert whole.text.startswith(early.text) and whole.generated_tokens > early.generated_tokens
+
+        # A whole answer: the next job (a prewarm) waits until finish() has handled it.
+        prepared, job, result = answer(LINE, "line.py")
+        assert result.finish_reason != "budget", result
+        prewarm = service.prewarm(LINE + " name", len(LINE) + 5, path="line.py", language_id="python")
+        assert prewarm is not None
+        time.sleep(hold_s)
+        assert not prewarm.done(), ("the model decoded the next job while the caller still handled an answer",
+                                    prewarm.exception() if prewarm.done() else None)
+        service.finish(prepared, result)
+        prewarm.result(120)
+
+        # A newer keystroke cancels a held rest at once, rather than after the wait.
+        _, job, _ = answer(SOURCE, "cancelled.py")
+        job.cancel("superseded")
+        assert isinstance(job.final.exception(60), Cancelled)
+    finally:
+        service.close()
