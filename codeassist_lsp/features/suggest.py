@@ -128,5 +128,5 @@ async def suggest_at(server: CodeassistServer, uri: str, position: types.Positio
                   suggestion.mode, suggestion.text, suggestion.timings)
         return suggestion
     finally:
-        if job is not None:  # the model thread waits for this before it generates the rest
+        if job is not None:  # an answer not handed to finish() (stale, late): the model thread may go on
             job.answer_taken()
